@@ -1,0 +1,297 @@
+"""Durable pull consumers with explicit ack, an idempotent inbox, backoff and dead letters.
+
+Per fetched batch: one transaction claims the batch's event ids in the inbox (the primary
+key turns redeliveries into no-ops) and applies every new event's effect, then the batch is
+acked. If anything in the batch fails, the batch is retried one message at a time so a
+single bad message cannot hold up the others: transient failures are nak'ed with backoff,
+invalid messages (and the last allowed delivery) go to the dead-letter stream with the
+error, then are terminated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+
+from libs.common import faults
+from libs.common.errors import AppError
+from libs.common.events.bus import ADVISORY_STREAM, DLQ_PREFIX, DLQ_STREAM, EventBus
+from libs.common.events.envelope import MSG_ID_HEADER, Event, InvalidEnvelope
+from libs.common.events.outbox import EventTables
+from libs.common.events.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[UnitOfWork, Event], Awaitable[None]]
+
+
+class PermanentError(Exception):
+    """The event can never be handled (bad data): dead-letter it now, do not retry."""
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """What one durable consumer listens to and the handler that applies each event."""
+
+    durable: str
+    stream: str
+    subjects: Sequence[str]
+    handler: Handler
+
+
+def _header_safe(text: str, limit: int = 2000) -> str:
+    # NATS headers are single lines.
+    return " ".join(text.split())[:limit]
+
+
+def dead_letter_subject(durable: str) -> str:
+    return f"{DLQ_PREFIX}.{durable}"
+
+
+class ConsumerWorker:
+    def __init__(
+        self,
+        *,
+        subscription: Subscription,
+        bus: EventBus,
+        tables: EventTables,
+        uow_factory: Callable[[], UnitOfWork],
+        telemetry: Any | None = None,
+        batch_size: int = 128,
+        max_deliver: int = 5,
+        ack_wait_seconds: float = 30.0,
+        backoff_base_seconds: float = 0.5,
+        backoff_max_seconds: float = 30.0,
+        fetch_timeout: float = 1.0,
+    ) -> None:
+        self.sub = subscription
+        self.bus = bus
+        self.tables = tables
+        self.uow_factory = uow_factory
+        self.telemetry = telemetry
+        self.batch_size = batch_size
+        self.max_deliver = max_deliver
+        self.ack_wait_seconds = ack_wait_seconds
+        self.backoff_base = backoff_base_seconds
+        self.backoff_max = backoff_max_seconds
+        self.fetch_timeout = fetch_timeout
+        self._psub: Any = None
+        self._stopping = False
+        self.handled_total = 0
+        self.dead_lettered_total = 0
+
+    @property
+    def durable(self) -> str:
+        return self.sub.durable
+
+    async def start(self) -> None:
+        await self.bus.ensure_pull_consumer(
+            stream=self.sub.stream,
+            durable=self.durable,
+            subjects=self.sub.subjects,
+            max_deliver=self.max_deliver,
+            ack_wait_seconds=self.ack_wait_seconds,
+            # Well above the fetch batch (PITFALLS: default 1,000 caps throughput).
+            max_ack_pending=max(1000, self.batch_size * 8),
+        )
+        self._psub = await self.bus.js.pull_subscribe_bind(durable=self.durable, stream=self.sub.stream)
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    async def run(self) -> None:
+        if self._psub is None:
+            await self.start()
+        while not self._stopping:
+            try:
+                msgs = await self._psub.fetch(self.batch_size, timeout=self.fetch_timeout)
+            except NatsTimeoutError:
+                continue  # nothing waiting: fetch() raises instead of returning []
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("%s: fetch failed; retrying", self.durable, exc_info=True)
+                await asyncio.sleep(1.0)
+                continue
+            await self.process_batch(msgs)
+
+    async def process_batch(self, msgs: Sequence[Msg]) -> None:
+        items: list[tuple[Msg, Event]] = []
+        for msg in msgs:
+            try:
+                items.append((msg, Event.from_nats(msg.headers, msg.data)))
+            except InvalidEnvelope as exc:
+                await self._dead_letter(msg, None, f"invalid envelope: {exc}")
+                await msg.term()
+        if items:
+            try:
+                await self._apply(items)
+            except Exception:
+                if len(items) > 1:
+                    log.info("%s: batch of %d failed; isolating", self.durable, len(items))
+                for msg, event in items:
+                    try:
+                        await self._apply([(msg, event)])
+                    except Exception as exc:
+                        await self._fail(msg, event, exc)
+        if self.bus.nc is not None:
+            await self.bus.nc.flush()  # acks are fire-and-forget until flushed
+
+    async def _apply(self, items: Sequence[tuple[Msg, Event]]) -> None:
+        async with self.uow_factory() as uow:
+            new = await self.tables.claim(uow.session, self.durable, [e.id for _, e in items])
+            for msg, event in items:
+                if event.id not in new:
+                    continue  # already handled: a redelivery after a crash before ack
+                await self._handle(uow, msg, event)
+                new.discard(event.id)  # same id twice in one batch: apply once
+            await uow.commit()
+        faults.hit(faults.CONSUMER_AFTER_COMMIT)
+        for msg, _ in items:
+            await msg.ack()
+        self.handled_total += len(items)
+
+    async def _handle(self, uow: UnitOfWork, msg: Msg, event: Event) -> None:
+        if self.telemetry is None:
+            await self.sub.handler(uow, event)
+            return
+        from libs.common.telemetry import consumer_span
+
+        with consumer_span(
+            self.telemetry,
+            subject=msg.subject,
+            message_id=event.id,
+            headers=dict(msg.headers or {}),
+            consumer=self.durable,
+        ):
+            await self.sub.handler(uow, event)
+
+    def backoff(self, delivered: int) -> float:
+        return float(min(self.backoff_base * (2 ** max(delivered - 1, 0)), self.backoff_max))
+
+    async def _fail(self, msg: Msg, event: Event, exc: BaseException) -> None:
+        delivered = msg.metadata.num_delivered
+        permanent = isinstance(exc, PermanentError | AppError)
+        reason = f"{type(exc).__name__}: {exc}"
+        if permanent or delivered >= self.max_deliver:
+            log.error(
+                "%s: dead-lettering event %s (%s) after %d deliveries: %s",
+                self.durable, event.id, event.type, delivered, reason,
+            )
+            await self._dead_letter(msg, event, reason)
+            await msg.term()
+        else:
+            delay = self.backoff(delivered)
+            log.warning(
+                "%s: event %s failed (delivery %d/%d), retry in %.1fs: %s",
+                self.durable, event.id, delivered, self.max_deliver, delay, reason,
+            )
+            await msg.nak(delay=delay)
+
+    async def _dead_letter(self, msg: Msg, event: Event | None, reason: str) -> None:
+        meta = msg.metadata
+        key = event.id if event is not None else f"seq-{meta.stream}-{meta.sequence.stream}"
+        headers = {k: v for k, v in (msg.headers or {}).items() if k != MSG_ID_HEADER}
+        headers.update(
+            {
+                "sa-dlq-reason": _header_safe(reason),
+                "sa-dlq-consumer": self.durable,
+                "sa-dlq-subject": msg.subject,
+                "sa-dlq-stream": meta.stream,
+                "sa-dlq-stream-seq": str(meta.sequence.stream),
+                "sa-dlq-deliveries": str(meta.num_delivered),
+                MSG_ID_HEADER: f"dlq:{self.durable}:{key}",
+            }
+        )
+        # Awaited: the message is terminated only once the dead-letter stream holds it.
+        await self.bus.js.publish(
+            dead_letter_subject(self.durable), msg.data, headers=headers, stream=DLQ_STREAM
+        )
+        self.dead_lettered_total += 1
+
+
+class MaxDeliveriesWatcher:
+    """Dead-letters messages that ran out of deliveries without a recorded failure.
+
+    A consumer that crashes (or hangs past ack_wait) on every delivery never reaches its
+    own dead-letter path; JetStream then drops the message after max_deliver and emits a
+    MAX_DELIVERIES advisory, which the ADVISORIES stream keeps. This worker turns each such
+    advisory for this service's consumers into a dead letter, so nothing vanishes silently.
+    """
+
+    def __init__(self, *, bus: EventBus, service: str, streams_by_durable: dict[str, str]) -> None:
+        self.bus = bus
+        self.durable = f"{service}-max-deliveries"
+        self.streams_by_durable = streams_by_durable
+        self._stopping = False
+        self._psub: Any = None
+
+    async def start(self) -> None:
+        subjects = [
+            f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{durable}"
+            for durable, stream in self.streams_by_durable.items()
+        ]
+        await self.bus.ensure_pull_consumer(
+            stream=ADVISORY_STREAM,
+            durable=self.durable,
+            subjects=subjects,
+            max_deliver=20,
+            ack_wait_seconds=30.0,
+            max_ack_pending=1000,
+        )
+        self._psub = await self.bus.js.pull_subscribe_bind(durable=self.durable, stream=ADVISORY_STREAM)
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    async def run(self) -> None:
+        if self._psub is None:
+            await self.start()
+        while not self._stopping:
+            try:
+                msgs = await self._psub.fetch(32, timeout=1.0)
+            except NatsTimeoutError:
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("%s: fetch failed", self.durable, exc_info=True)
+                await asyncio.sleep(1.0)
+                continue
+            for msg in msgs:
+                try:
+                    await self.handle(msg)
+                    await msg.ack()
+                except Exception:
+                    log.warning("%s: advisory not handled yet", self.durable, exc_info=True)
+                    await msg.nak(delay=2.0)
+
+    async def handle(self, msg: Msg) -> None:
+        advisory = json.loads(msg.data)
+        stream, durable, seq = advisory["stream"], advisory["consumer"], int(advisory["stream_seq"])
+        original = await self.bus.js.get_msg(stream, seq)
+        headers = {k: v for k, v in (original.headers or {}).items() if k != MSG_ID_HEADER}
+        key = headers.get("ce-id") or f"seq-{stream}-{seq}"
+        headers.update(
+            {
+                "sa-dlq-reason": "delivery limit reached without a recorded handler error "
+                "(the consumer crashed or timed out on every delivery)",
+                "sa-dlq-consumer": durable,
+                "sa-dlq-subject": original.subject or "",
+                "sa-dlq-stream": stream,
+                "sa-dlq-stream-seq": str(seq),
+                "sa-dlq-deliveries": str(advisory.get("deliveries", "")),
+                # Same id as the consumer's own dead letter: never listed twice.
+                MSG_ID_HEADER: f"dlq:{durable}:{key}",
+            }
+        )
+        await self.bus.js.publish(
+            dead_letter_subject(durable), original.data or b"", headers=headers, stream=DLQ_STREAM
+        )

@@ -1,0 +1,148 @@
+"""CloudEvents 1.0 envelope in binary content mode over NATS.
+
+Context attributes travel as `ce-*` headers, `datacontenttype` as `content-type`, the data as
+a JSON body; `Nats-Msg-Id` carries the event id so JetStream drops a republished duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+SPECVERSION = "1.0"
+CONTENT_TYPE = "application/json"
+MSG_ID_HEADER = "Nats-Msg-Id"
+TRACE_HEADERS = ("traceparent", "tracestate")
+
+# sa.<service>.<entity>.<verb>.v<N>
+_TYPE_RE = re.compile(r"^sa\.[a-z_]+\.[a-z_]+\.[a-z_]+\.v[1-9][0-9]*$")
+
+
+class InvalidEnvelope(ValueError):
+    """A message that is not a well-formed event of ours: it can never succeed."""
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    raise TypeError(f"cannot encode {type(value).__name__} in an event")
+
+
+def encode_json(data: Any) -> bytes:
+    return json.dumps(data, default=_json_default, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def subject_of(event_type: str) -> str:
+    """NATS subject for a CloudEvents type: the type without its `.vN` suffix."""
+    return event_type.rsplit(".", 1)[0]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One immutable fact that happened (past tense), as a CloudEvent."""
+
+    type: str
+    source: str
+    data: dict[str, Any]
+    subject: str | None = None
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # Trace context of the code that raised the event (W3C traceparent/tracestate).
+    trace: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not _TYPE_RE.match(self.type):
+            raise ValueError(f"event type {self.type!r} is not sa.<service>.<entity>.<verb>.vN")
+
+    @property
+    def nats_subject(self) -> str:
+        return subject_of(self.type)
+
+    def headers(self) -> dict[str, str]:
+        headers = {
+            "ce-specversion": SPECVERSION,
+            "ce-id": self.id,
+            "ce-source": self.source,
+            "ce-type": self.type,
+            "ce-time": self.time.isoformat(),
+            "content-type": CONTENT_TYPE,
+            MSG_ID_HEADER: self.id,
+        }
+        if self.subject is not None:
+            headers["ce-subject"] = self.subject
+        for key in TRACE_HEADERS:
+            if key in self.trace:
+                headers[key] = self.trace[key]
+        return headers
+
+    def body(self) -> bytes:
+        return encode_json(self.data)
+
+    @classmethod
+    def from_nats(cls, headers: Mapping[str, str] | None, body: bytes) -> Event:
+        """Parse a received message; raises InvalidEnvelope if it is not one of ours."""
+        h = {k.lower(): v for k, v in (headers or {}).items()}
+        missing = [k for k in ("ce-id", "ce-source", "ce-type", "ce-specversion") if not h.get(k)]
+        if missing:
+            raise InvalidEnvelope(f"missing CloudEvents headers: {', '.join(missing)}")
+        if h["ce-specversion"] != SPECVERSION:
+            raise InvalidEnvelope(f"unsupported specversion {h['ce-specversion']!r}")
+        ctype = h.get("content-type", CONTENT_TYPE)
+        if not ctype.startswith(CONTENT_TYPE):
+            raise InvalidEnvelope(f"unsupported content-type {ctype!r}")
+        try:
+            data = json.loads(body) if body else {}
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InvalidEnvelope(f"body is not JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise InvalidEnvelope("body must be a JSON object")
+        try:
+            time = datetime.fromisoformat(h["ce-time"]) if h.get("ce-time") else datetime.now(UTC)
+            return cls(
+                type=h["ce-type"],
+                source=h["ce-source"],
+                data=data,
+                subject=h.get("ce-subject"),
+                id=h["ce-id"],
+                time=time,
+                trace={k: h[k] for k in TRACE_HEADERS if k in h},
+            )
+        except ValueError as exc:
+            raise InvalidEnvelope(str(exc)) from exc
+
+
+def new_event(
+    *,
+    service: str,
+    entity: str,
+    verb: str,
+    data: dict[str, Any],
+    subject: str | None = None,
+    version: int = 1,
+    trace: Mapping[str, str] | None = None,
+) -> Event:
+    """Build `sa.<service>.<entity>.<verb>.v<version>` from service `/sa/<service>`."""
+    return Event(
+        type=f"sa.{service}.{entity}.{verb}.v{version}",
+        source=f"/sa/{service}",
+        data=data,
+        subject=subject,
+        trace=dict(trace or {}),
+    )

@@ -1,0 +1,265 @@
+"""Transactional outbox and inbox tables, and the relay that publishes the outbox.
+
+A use case writes its events to `event_outbox` in the same transaction as its state change;
+the relay publishes them with `Nats-Msg-Id` = event id and marks them published. A crash
+between commit and publish leaves the row unpublished (it goes out after restart); a crash
+between publish and marking republishes the same id, which JetStream drops as a duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from libs.common import faults
+from libs.common.db import Database
+from libs.common.events.bus import EventBus
+from libs.common.events.envelope import Event
+
+log = logging.getLogger(__name__)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for a log.
+_SeqType = BigInteger().with_variant(Integer(), "sqlite")
+
+
+@dataclass(frozen=True)
+class EventTables:
+    """The outbox and inbox tables, declared in one service's own metadata."""
+
+    outbox: Table
+    inbox: Table
+
+    @classmethod
+    def define(cls, metadata: MetaData) -> EventTables:
+        outbox = Table(
+            "event_outbox",
+            metadata,
+            Column("seq", _SeqType, primary_key=True, autoincrement=True),
+            Column("event_id", String(64), nullable=False, unique=True),
+            Column("nats_subject", String(255), nullable=False),
+            Column("headers", Text, nullable=False),
+            Column("body", LargeBinary, nullable=False),
+            Column("created_at", DateTime(timezone=True), nullable=False),
+            Column("published_at", DateTime(timezone=True), nullable=True),
+            Column("attempts", Integer, nullable=False, server_default="0"),
+            Column("last_error", Text, nullable=True),
+        )
+        Index(
+            "ix_event_outbox_pending",
+            outbox.c.seq,
+            sqlite_where=outbox.c.published_at.is_(None),
+            postgresql_where=outbox.c.published_at.is_(None),
+        )
+        inbox = Table(
+            "event_inbox",
+            metadata,
+            Column("consumer", String(100), nullable=False),
+            Column("event_id", String(64), nullable=False),
+            Column("handled_at", DateTime(timezone=True), nullable=False),
+            PrimaryKeyConstraint("consumer", "event_id"),
+        )
+        return cls(outbox=outbox, inbox=inbox)
+
+    async def append(self, session: AsyncSession, events: Sequence[Event]) -> None:
+        """Write events to the outbox inside the caller's transaction."""
+        if not events:
+            return
+        now = datetime.now(UTC)
+        await session.execute(
+            self.outbox.insert(),
+            [
+                {
+                    "event_id": e.id,
+                    "nats_subject": e.nats_subject,
+                    "headers": json.dumps(e.headers()),
+                    "body": e.body(),
+                    "created_at": now,
+                }
+                for e in events
+            ],
+        )
+
+    async def claim(self, session: AsyncSession, consumer: str, event_ids: Sequence[str]) -> set[str]:
+        """Record events as handled by `consumer`; return the ids that were new.
+
+        The primary key makes this idempotent: a redelivered event conflicts and is not
+        returned, so its effect is not applied twice (no check-then-insert race).
+        """
+        if not event_ids:
+            return set()
+        dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+        insert_fn: Any
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as insert_fn
+        else:
+            from sqlalchemy.dialects.sqlite import insert as insert_fn
+        now = datetime.now(UTC)
+        stmt = (
+            insert_fn(self.inbox)
+            .values([{"consumer": consumer, "event_id": i, "handled_at": now} for i in event_ids])
+            .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+            .returning(self.inbox.c.event_id)
+        )
+        result = await session.execute(stmt)
+        return {row[0] for row in result}
+
+    async def pending_count(self, session: AsyncSession) -> int:
+        from sqlalchemy import func
+
+        result = await session.execute(
+            select(func.count()).select_from(self.outbox).where(self.outbox.c.published_at.is_(None))
+        )
+        return int(result.scalar_one())
+
+
+class OutboxRelay:
+    """Publishes unpublished outbox rows in order, pipelined, and marks them published."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        tables: EventTables,
+        bus: EventBus,
+        telemetry: Any | None = None,
+        batch_size: int = 500,
+        poll_interval: float = 0.5,
+        publish_timeout: float = 10.0,
+    ) -> None:
+        self.db = db
+        self.tables = tables
+        self.bus = bus
+        self.telemetry = telemetry
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.publish_timeout = publish_timeout
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self.published_total = 0
+
+    def notify(self) -> None:
+        """Called after a commit that wrote events, so they go out without waiting a poll."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        backoff = self.poll_interval
+        while not self._stopping:
+            try:
+                published = await self.publish_pending()
+                backoff = self.poll_interval
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("outbox relay: publish failed; retrying", exc_info=True)
+                published = 0
+                backoff = min(backoff * 2, 10.0)
+            if published >= self.batch_size:
+                continue  # more may be waiting
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+
+    async def publish_pending(self) -> int:
+        """Publish one batch; return how many rows were marked published."""
+        t = self.tables.outbox
+        query = (
+            select(t.c.seq, t.c.event_id, t.c.nats_subject, t.c.headers, t.c.body)
+            .where(t.c.published_at.is_(None))
+            .order_by(t.c.seq)
+            .limit(self.batch_size)
+        )
+        if self.db.is_sqlite:
+            # Read without the writer lock; publish; then mark in a short write transaction.
+            async with self.db.session() as session:
+                rows = (await session.execute(query)).all()
+            if not rows:
+                return 0
+            done, failed = await self._publish(rows)
+            faults.hit("relay.after_publish")
+            async with self.db.write_session() as session:
+                await self._mark(session, done, failed)
+                await session.commit()
+            return len(done)
+        # PostgreSQL: replicas share the outbox; SKIP LOCKED splits the rows between them.
+        async with self.db.session() as session, session.begin():
+            rows = (await session.execute(query.with_for_update(skip_locked=True))).all()
+            if not rows:
+                return 0
+            done, failed = await self._publish(rows)
+            faults.hit("relay.after_publish")
+            await self._mark(session, done, failed)
+        return len(done)
+
+    async def _mark(self, session: AsyncSession, done: list[int], failed: dict[int, str]) -> None:
+        t = self.tables.outbox
+        if done:
+            await session.execute(
+                update(t).where(t.c.seq.in_(done)).values(published_at=datetime.now(UTC))
+            )
+        for seq, error in failed.items():
+            await session.execute(
+                update(t)
+                .where(t.c.seq == seq)
+                .values(attempts=t.c.attempts + 1, last_error=error[:2000])
+            )
+
+    async def _publish(self, rows: Sequence[Any]) -> tuple[list[int], dict[int, str]]:
+        js = self.bus.js
+        futures: list[tuple[int, asyncio.Future[Any]]] = []
+        for row in rows:
+            headers: dict[str, str] = json.loads(row.headers)
+            headers = self._with_producer_span(row.nats_subject, row.event_id, headers)
+            fut = await js.publish_async(row.nats_subject, row.body, headers=headers)
+            futures.append((row.seq, fut))
+        done: list[int] = []
+        failed: dict[int, str] = {}
+        results = await asyncio.wait_for(
+            asyncio.gather(*(f for _, f in futures), return_exceptions=True),
+            timeout=self.publish_timeout,
+        )
+        for (seq, _), result in zip(futures, results, strict=True):
+            if isinstance(result, BaseException):
+                failed[seq] = repr(result)
+            else:
+                done.append(seq)  # a PubAck, duplicate or not: the stream holds it
+        if failed:
+            log.warning("outbox relay: %d of %d publishes failed", len(failed), len(rows))
+        self.published_total += len(done)
+        return done, failed
+
+    def _with_producer_span(self, subject: str, event_id: str, headers: dict[str, str]) -> dict[str, str]:
+        if self.telemetry is None:
+            return headers
+        from libs.common.telemetry import producer_span
+
+        with producer_span(
+            self.telemetry, subject=subject, message_id=event_id, parent_headers=headers
+        ) as (_span, trace_headers):
+            return {**headers, **trace_headers}

@@ -1,0 +1,180 @@
+"""The event layer against a real nats-server and a real database: outbox, relay,
+idempotent consumer, dead letters, and what survives a SIGKILL at each step."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from libs.common import faults
+from libs.common.events import DLQ_STREAM, Event
+from tests.support.eventkit import DURABLE, Kit
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_step(*args: str, fault: str | None = None) -> subprocess.CompletedProcess[bytes]:
+    env = {**os.environ, "SA_FAULTS": fault or ""}
+    return subprocess.run(
+        [sys.executable, "-m", "tests.support.event_proc", *args],
+        cwd=ROOT, env=env, capture_output=True, timeout=60,
+    )
+
+
+@pytest.fixture
+async def kit(database_url: str, nats_url: str) -> AsyncIterator[Kit]:
+    k = await Kit(
+        database_url, nats_url, max_deliver=3, ack_wait_seconds=1.0, backoff_base_seconds=0.05
+    ).open()
+    yield k
+    k.worker.stop()
+    await k.close()
+
+
+async def drain(kit: Kit, rounds: int = 20) -> None:
+    """Relay everything, then let the consumer fetch until nothing is left."""
+    await kit.relay.publish_pending()
+    if kit.worker._psub is None:
+        await kit.worker.start()
+    from nats.errors import TimeoutError as NatsTimeout
+
+    for _ in range(rounds):
+        try:
+            msgs = await kit.worker._psub.fetch(100, timeout=0.3)
+        except NatsTimeout:
+            continue
+        await kit.worker.process_batch(msgs)
+
+
+async def test_outbox_to_consumer_round_trip(kit: Kit) -> None:
+    events = [await kit.write_event(i) for i in range(25)]
+    assert await kit.pending() == 25
+    await drain(kit, rounds=3)
+    assert await kit.pending() == 0
+    assert await kit.stream_count() == 25
+    assert sorted(v for _, v in await kit.effects()) == list(range(25))
+    assert {e for e, _ in await kit.effects()} == {e.id for e in events}
+
+
+async def test_envelope_is_cloudevents_binary_mode(kit: Kit) -> None:
+    event = await kit.write_event(7)
+    await kit.relay.publish_pending()
+    raw = await kit.bus.js.get_msg("NEEDS", 1)
+    assert raw.subject == "sa.needs.need.opened"
+    headers = raw.headers or {}
+    assert headers["ce-id"] == event.id == headers["Nats-Msg-Id"]
+    assert headers["ce-type"] == "sa.needs.need.opened.v1"
+    assert headers["ce-specversion"] == "1.0"
+    assert headers["ce-source"] == "/sa/needs"
+    assert headers["content-type"] == "application/json"
+    assert Event.from_nats(headers, raw.data or b"").data == {"value": 7}
+
+
+async def test_crash_after_commit_before_publish_publishes_once_after_restart(
+    kit: Kit, database_url: str, nats_url: str
+) -> None:
+    done = run_step("write", database_url, nats_url, "41", fault=faults.OUTBOX_AFTER_COMMIT)
+    assert done.returncode == -signal.SIGKILL, done.stderr.decode()[-2000:]
+    assert await kit.pending() == 1  # committed, not published
+    assert await kit.stream_count() == 0
+    restarted = run_step("relay", database_url, nats_url)
+    assert restarted.returncode == 0, restarted.stderr.decode()[-2000:]
+    assert await kit.stream_count() == 1
+    assert await kit.pending() == 0
+    # A second relay pass finds nothing more to send.
+    assert run_step("relay", database_url, nats_url).returncode == 0
+    assert await kit.stream_count() == 1
+
+
+async def test_crash_after_publish_before_marking_is_deduplicated(
+    kit: Kit, database_url: str, nats_url: str
+) -> None:
+    await kit.write_event(42)
+    died = run_step("relay", database_url, nats_url, fault=faults.RELAY_AFTER_PUBLISH)
+    assert died.returncode == -signal.SIGKILL
+    assert await kit.stream_count() == 1
+    assert await kit.pending() == 1  # published but never marked
+    again = run_step("relay", database_url, nats_url)
+    assert again.returncode == 0, again.stderr.decode()[-2000:]
+    assert await kit.pending() == 0
+    assert await kit.stream_count() == 1  # JetStream dropped the republished id
+
+
+async def test_consumer_killed_after_effect_before_ack_applies_once(
+    kit: Kit, database_url: str, nats_url: str
+) -> None:
+    event = await kit.write_event(43)
+    await kit.relay.publish_pending()
+    died = run_step("consume", database_url, nats_url, fault=faults.CONSUMER_AFTER_COMMIT)
+    assert died.returncode == -signal.SIGKILL, died.stderr.decode()[-2000:]
+    assert await kit.effects() == [(event.id, 43)]  # effect committed, message not acked
+    await asyncio.sleep(1.2)  # ack_wait: the server redelivers
+    await drain(kit, rounds=5)
+    assert await kit.effects() == [(event.id, 43)]  # not applied twice
+    info = await kit.bus.js.consumer_info("NEEDS", DURABLE)
+    assert info.num_ack_pending == 0 and info.num_pending == 0
+    assert info.delivered.stream_seq == 1
+
+
+async def test_poison_message_dead_lettered_after_max_deliver_and_others_flow(kit: Kit) -> None:
+    poison = await kit.write_event(1, poison="transient")
+    good = await kit.write_event(2)
+    await kit.relay.publish_pending()
+    await kit.worker.start()
+    from nats.errors import TimeoutError as NatsTimeout
+
+    for _ in range(40):
+        try:
+            msgs = await kit.worker._psub.fetch(10, timeout=0.2)
+        except NatsTimeout:
+            if kit.worker.dead_lettered_total:
+                break
+            continue
+        await kit.worker.process_batch(msgs)
+    assert await kit.effects() == [(good.id, 2)]
+    dlq = await kit.bus.js.get_msg(DLQ_STREAM, 1)
+    headers = dlq.headers or {}
+    assert headers["ce-id"] == poison.id
+    assert headers["sa-dlq-deliveries"] == "3"
+    assert "downstream unavailable" in headers["sa-dlq-reason"]
+    assert headers["sa-dlq-consumer"] == DURABLE
+    info = await kit.bus.js.consumer_info("NEEDS", DURABLE)
+    assert info.num_ack_pending == 0 and info.num_pending == 0
+    # A later message still flows.
+    later = await kit.write_event(3)
+    await drain(kit, rounds=3)
+    assert (later.id, 3) in await kit.effects()
+
+
+async def test_permanent_error_dead_letters_at_once(kit: Kit) -> None:
+    bad = await kit.write_event(1, poison="permanent")
+    await drain(kit, rounds=3)
+    dlq = await kit.bus.js.get_msg(DLQ_STREAM, 1)
+    assert (dlq.headers or {})["ce-id"] == bad.id
+    assert (dlq.headers or {})["sa-dlq-deliveries"] == "1"
+    assert "PermanentError" in (dlq.headers or {})["sa-dlq-reason"]
+
+
+async def test_invalid_envelope_goes_to_dead_letters(kit: Kit) -> None:
+    await kit.worker.start()
+    await kit.bus.js.publish("sa.needs.need.opened", b"not json", headers={"ce-id": "x"})
+    await drain(kit, rounds=3)
+    dlq = await kit.bus.js.get_msg(DLQ_STREAM, 1)
+    assert "invalid envelope" in (dlq.headers or {})["sa-dlq-reason"]
+    assert await kit.effects() == []
+
+
+async def test_batch_with_one_bad_message_commits_the_rest(kit: Kit) -> None:
+    events = [await kit.write_event(i) for i in range(5)]
+    await kit.write_event(99, poison="permanent")
+    events += [await kit.write_event(i) for i in range(5, 10)]
+    await drain(kit, rounds=3)
+    assert sorted(v for _, v in await kit.effects()) == list(range(10))
+    assert await kit.inbox_count() == 10
