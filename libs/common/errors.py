@@ -120,7 +120,9 @@ def invalid(field_path: str, reason: str, detail: str | None = None) -> InvalidI
     return InvalidInput(detail=detail or reason, errors=[FieldError(field_path, reason)])
 
 
-def problem_response(problem: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+def problem_response(
+    problem: dict[str, Any], headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(
         problem, status_code=problem["status"], media_type=PROBLEM_JSON, headers=headers
     )
@@ -142,9 +144,7 @@ def install_error_handlers(app: FastAPI) -> None:
             FieldError(_loc_to_field(err.get("loc", ())), str(err.get("msg", "invalid")))
             for err in exc.errors()
         ]
-        err = InvalidInput(
-            detail="The request has invalid fields; see `errors`.", errors=errors
-        )
+        err = InvalidInput(detail="The request has invalid fields; see `errors`.", errors=errors)
         return problem_response(err.to_problem(str(request.url.path)))
 
     @app.exception_handler(StarletteHTTPException)

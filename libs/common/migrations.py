@@ -32,7 +32,9 @@ def upgrade_to_head(*, database_url: str, script_location: Path) -> None:
     url = sync_url(database_url)
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(database_url=database_url, script_location=script_location), "head")
+    command.upgrade(
+        alembic_config(database_url=database_url, script_location=script_location), "head"
+    )
 
 
 def make_revision(*, database_url: str, script_location: Path, message: str) -> None:

@@ -54,8 +54,12 @@ class ServiceRuntime:
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
         )
+        # A telemetry handed in (tests, a host process) belongs to the caller, who shuts it down.
+        self._owns_telemetry = telemetry is None
         self.telemetry = telemetry or setup_telemetry(
-            settings.service_name, exporter=settings.otel_exporter, otlp_endpoint=settings.otel_endpoint
+            settings.service_name,
+            exporter=settings.otel_exporter,
+            otlp_endpoint=settings.otel_endpoint,
         )
         instrument_engine(self.db.engine, self.telemetry)
         self.bus = EventBus(
@@ -114,7 +118,9 @@ class ServiceRuntime:
 
     async def migrate(self) -> None:
         await asyncio.to_thread(
-            upgrade_to_head, database_url=self.settings.database_url, script_location=self.migrations
+            upgrade_to_head,
+            database_url=self.settings.database_url,
+            script_location=self.migrations,
         )
 
     async def start(self) -> None:
@@ -148,7 +154,9 @@ class ServiceRuntime:
             return
         self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
         for worker in self.workers:
-            self._tasks.append(asyncio.create_task(worker.run(), name=f"{self.name}-{worker.durable}"))
+            self._tasks.append(
+                asyncio.create_task(worker.run(), name=f"{self.name}-{worker.durable}")
+            )
         if self.watcher is not None:
             self._tasks.append(asyncio.create_task(self.watcher.run(), name=f"{self.name}-watcher"))
         self.events_ready.set()
@@ -171,7 +179,8 @@ class ServiceRuntime:
         self._tasks.clear()
         await self.bus.close()
         await self.db.dispose()
-        self.telemetry.shutdown()
+        if self._owns_telemetry:
+            self.telemetry.shutdown()
 
     async def readiness(self) -> dict[str, Any]:
         checks: dict[str, Any] = {}
@@ -180,7 +189,9 @@ class ServiceRuntime:
             checks["database"] = "ok"
         except Exception as exc:
             checks["database"] = f"unavailable: {type(exc).__name__}"
-        checks["nats"] = "ok" if self.bus.connected and self.events_ready.is_set() else "unavailable"
+        checks["nats"] = (
+            "ok" if self.bus.connected and self.events_ready.is_set() else "unavailable"
+        )
         return checks
 
 
@@ -230,3 +241,22 @@ def create_service_app(
         app.include_router(router)
     instrument_app(app, runtime.telemetry)
     return app
+
+
+def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    """Run one service under uvicorn (uvloop + httptools), as `python -m services.<name>`."""
+    import uvicorn
+
+    from libs.common.logging import configure_logging
+
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )

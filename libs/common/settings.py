@@ -84,4 +84,3 @@ class ServiceSettings(BaseSettings):
         if self.database_url.startswith("sqlite"):
             weak.append("database_url (SQLite is for the embedded stack)")
         return weak
-

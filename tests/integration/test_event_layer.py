@@ -24,7 +24,10 @@ def run_step(*args: str, fault: str | None = None) -> subprocess.CompletedProces
     env = {**os.environ, "SA_FAULTS": fault or ""}
     return subprocess.run(
         [sys.executable, "-m", "tests.support.event_proc", *args],
-        cwd=ROOT, env=env, capture_output=True, timeout=60,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=60,
     )
 
 

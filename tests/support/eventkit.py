@@ -40,7 +40,9 @@ async def record_effect(uow: UnitOfWork, event: Event) -> None:
         raise PermanentError("payload marked permanently invalid")
     if event.data.get("poison") == "transient":
         raise RuntimeError("downstream unavailable (simulated)")
-    await uow.session.execute(effect.insert().values(event_id=event.id, value=event.data.get("value")))
+    await uow.session.execute(
+        effect.insert().values(event_id=event.id, value=event.data.get("value"))
+    )
 
 
 class Kit:
@@ -98,4 +100,6 @@ class Kit:
 
     async def inbox_count(self) -> int:
         async with self.db.session() as s:
-            return int((await s.execute(select(func.count()).select_from(tables.inbox))).scalar_one())
+            return int(
+                (await s.execute(select(func.count()).select_from(tables.inbox))).scalar_one()
+            )

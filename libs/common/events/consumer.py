@@ -101,7 +101,9 @@ class ConsumerWorker:
             # Well above the fetch batch (PITFALLS: default 1,000 caps throughput).
             max_ack_pending=max(1000, self.batch_size * 8),
         )
-        self._psub = await self.bus.js.pull_subscribe_bind(durable=self.durable, stream=self.sub.stream)
+        self._psub = await self.bus.js.pull_subscribe_bind(
+            durable=self.durable, stream=self.sub.stream
+        )
 
     def stop(self) -> None:
         self._stopping = True
@@ -112,7 +114,7 @@ class ConsumerWorker:
         while not self._stopping:
             try:
                 msgs = await self._psub.fetch(self.batch_size, timeout=self.fetch_timeout)
-            except NatsTimeoutError:
+            except (NatsTimeoutError, TimeoutError):
                 continue  # nothing waiting: fetch() raises instead of returning []
             except asyncio.CancelledError:
                 raise
@@ -183,7 +185,11 @@ class ConsumerWorker:
         if permanent or delivered >= self.max_deliver:
             log.error(
                 "%s: dead-lettering event %s (%s) after %d deliveries: %s",
-                self.durable, event.id, event.type, delivered, reason,
+                self.durable,
+                event.id,
+                event.type,
+                delivered,
+                reason,
             )
             await self._dead_letter(msg, event, reason)
             await msg.term()
@@ -191,7 +197,12 @@ class ConsumerWorker:
             delay = self.backoff(delivered)
             log.warning(
                 "%s: event %s failed (delivery %d/%d), retry in %.1fs: %s",
-                self.durable, event.id, delivered, self.max_deliver, delay, reason,
+                self.durable,
+                event.id,
+                delivered,
+                self.max_deliver,
+                delay,
+                reason,
             )
             await msg.nak(delay=delay)
 
@@ -246,7 +257,9 @@ class MaxDeliveriesWatcher:
             ack_wait_seconds=30.0,
             max_ack_pending=1000,
         )
-        self._psub = await self.bus.js.pull_subscribe_bind(durable=self.durable, stream=ADVISORY_STREAM)
+        self._psub = await self.bus.js.pull_subscribe_bind(
+            durable=self.durable, stream=ADVISORY_STREAM
+        )
 
     def stop(self) -> None:
         self._stopping = True
@@ -257,7 +270,7 @@ class MaxDeliveriesWatcher:
         while not self._stopping:
             try:
                 msgs = await self._psub.fetch(32, timeout=1.0)
-            except NatsTimeoutError:
+            except (NatsTimeoutError, TimeoutError):
                 continue
             except asyncio.CancelledError:
                 raise

@@ -46,7 +46,9 @@ def _json_default(value: Any) -> Any:
 
 
 def encode_json(data: Any) -> bytes:
-    return json.dumps(data, default=_json_default, ensure_ascii=False, separators=(",", ":")).encode()
+    return json.dumps(
+        data, default=_json_default, ensure_ascii=False, separators=(",", ":")
+    ).encode()
 
 
 def subject_of(event_type: str) -> str:

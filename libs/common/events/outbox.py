@@ -102,7 +102,9 @@ class EventTables:
             ],
         )
 
-    async def claim(self, session: AsyncSession, consumer: str, event_ids: Sequence[str]) -> set[str]:
+    async def claim(
+        self, session: AsyncSession, consumer: str, event_ids: Sequence[str]
+    ) -> set[str]:
         """Record events as handled by `consumer`; return the ids that were new.
 
         The primary key makes this idempotent: a redelivered event conflicts and is not
@@ -130,7 +132,9 @@ class EventTables:
         from sqlalchemy import func
 
         result = await session.execute(
-            select(func.count()).select_from(self.outbox).where(self.outbox.c.published_at.is_(None))
+            select(func.count())
+            .select_from(self.outbox)
+            .where(self.outbox.c.published_at.is_(None))
         )
         return int(result.scalar_one())
 
@@ -254,7 +258,9 @@ class OutboxRelay:
         self.published_total += len(done)
         return done, failed
 
-    def _with_producer_span(self, subject: str, event_id: str, headers: dict[str, str]) -> dict[str, str]:
+    def _with_producer_span(
+        self, subject: str, event_id: str, headers: dict[str, str]
+    ) -> dict[str, str]:
         if self.telemetry is None:
             return headers
         from libs.common.telemetry import producer_span

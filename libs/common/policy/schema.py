@@ -524,6 +524,9 @@ class AdmissionCondition(_Model):
     description_zh: str
     description_en: str
     applies_to: list[str] = Field(default_factory=list)  # contractor kinds; empty = all
+    # "admission": checked when an organisation enters the library (准入);
+    # "project": checked per purchasing project / bid (项目具体条件).
+    stage: Literal["admission", "project"] = "admission"
     source: Citation
 
     @field_validator("code")

@@ -1,0 +1,368 @@
+"""`sa`: the platform's single command line.
+
+Built in: `sa token` (development tokens), `sa run` (the embedded stack), `sa demo` (the
+walking skeleton over HTTP) and `sa db` (migrations of one service). Each service adds its
+own group through the `sa.cli` entry-point group in pyproject.toml (`sa needs …`,
+`sa credit …`), so no service imports another and this module imports none of them.
+
+Start-up cost matters for a CLI, so nothing heavy is imported here: built-in commands import
+what they need when they run, `token` is loaded only when used, and a service's CLI module is
+imported only when its group is invoked or listed (`sa --help`). A service whose module
+fails to import is skipped with a one-line warning on stderr; the rest of `sa` works.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+ENTRY_POINT_GROUP = "sa.cli"
+SERVICE_PANEL = "Service commands"
+
+
+class ServiceName(StrEnum):
+    """The platform's services (for `sa db`)."""
+
+    needs = "needs"
+    providers = "providers"
+    matching = "matching"
+    credit = "credit"
+
+
+# --------------------------------------------------------------------------------------------
+# Service sub-commands, discovered through entry points
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceCli:
+    """One contribution to `sa`: `sa <name> …` comes from the object `target` names."""
+
+    name: str
+    target: str  # "module:attribute", for messages
+    load: Callable[[], Any]  # imports the module, returns the typer.Typer (or click command)
+
+
+def discover_service_clis() -> list[ServiceCli]:
+    """Every `sa.cli` entry point, without importing any of them."""
+    from importlib.metadata import entry_points
+
+    found = [
+        ServiceCli(name=ep.name, target=ep.value, load=ep.load)
+        for ep in entry_points(group=ENTRY_POINT_GROUP)
+    ]
+    return sorted(found, key=lambda s: s.name)
+
+
+def _to_click(name: str, obj: Any) -> click.Command:
+    """The click command for `sa <name>`, built as `app.add_typer(obj, name=name)` would."""
+    if isinstance(obj, typer.Typer):
+        holder = typer.Typer()
+        holder.add_typer(obj, name=name)
+        command = typer.main.get_group(holder).commands[name]
+    elif isinstance(obj, click.Command):
+        command = obj
+        command.name = name
+    else:
+        raise TypeError(f"expected a typer.Typer or click command, got {type(obj).__name__}")
+    if not getattr(command, "rich_help_panel", None):
+        command.rich_help_panel = SERVICE_PANEL  # type: ignore[attr-defined]
+    return command
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class _LazyCommand(TyperGroup):
+    """Stands in for a built-in group that is expensive to import (`sa token` needs FastAPI).
+
+    Its help line is static; the real group is imported only when `sa <name>` runs.
+    `make_context` hands over to the real command, so click then invokes that one.
+    """
+
+    def __init__(self, *, name: str, target: str, help: str) -> None:
+        super().__init__(name=name, help=help, short_help=help)
+        self._target = target
+        self._real: click.Command | None = None
+
+    def _load(self) -> click.Command:
+        if self._real is None:
+            module_name, _, attr = self._target.partition(":")
+            obj = getattr(importlib.import_module(module_name), attr)
+            self._real = _to_click(self.name or attr, obj)
+            self._real.rich_help_panel = None  # type: ignore[attr-defined]
+        return self._real
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        return self._load().make_context(info_name, args, parent=parent, **extra)
+
+
+class SaGroup(TyperGroup):
+    """The root group: built-in commands plus the services' groups, loaded on demand."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        token = _LazyCommand(
+            name="token",
+            target="libs.common.cli_token:app",
+            help="Development tokens (HS256, for local use and tests only).",
+        )
+        # First in `sa --help`, as the command most people need first.
+        self.commands = {"token": token, **self.commands}
+        self._services: dict[str, ServiceCli] | None = None
+        self._loaded: dict[str, click.Command | None] = {}
+
+    def _service_clis(self) -> dict[str, ServiceCli]:
+        if self._services is None:
+            self._services = {}
+            for svc in discover_service_clis():
+                if svc.name in self.commands:
+                    _warn(f"ignoring the {svc.name!r} service commands: the name is built in")
+                    continue
+                self._services[svc.name] = svc
+        return self._services
+
+    def _service_command(self, name: str) -> click.Command | None:
+        if name not in self._loaded:
+            svc = self._service_clis()[name]
+            try:
+                self._loaded[name] = _to_click(name, svc.load())
+            except (Exception, SystemExit) as exc:
+                # A service being rewritten must not take `sa token` or `sa run` down with it.
+                _warn(f"skipping the {name!r} commands ({svc.target}): {_one_line(exc)}")
+                self._loaded[name] = None
+        return self._loaded[name]
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*super().list_commands(ctx), *self._service_clis()]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        if cmd_name in self._service_clis():
+            return self._service_command(cmd_name)
+        return None
+
+
+def _warn(message: str) -> None:
+    typer.echo(f"sa: warning: {message}", err=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The root and the built-in commands
+# --------------------------------------------------------------------------------------------
+
+app = typer.Typer(
+    name="sa",
+    cls=SaGroup,
+    help="Social-assistance services marketplace: one command line for the whole platform.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Social-assistance services marketplace: one command line for the whole platform.
+
+    Start everything with [bold]sa run[/], then try [bold]sa demo[/] in another terminal.
+    """
+
+
+@app.command()
+def run(
+    var_dir: Annotated[
+        Path, typer.Option("--var-dir", help="Databases, JetStream storage, logs.")
+    ] = Path("var"),
+    nats_port: Annotated[
+        int | None,
+        typer.Option("--nats-port", help="nats-server port [default: 4250, or a free one]."),
+    ] = None,
+    base_port: Annotated[
+        int, typer.Option("--base-port", help="Port of the first service; the others follow.")
+    ] = 8001,
+    service: Annotated[
+        list[ServiceName] | None,
+        typer.Option(
+            "--service", "-s", help="Run only these services (repeat).", show_default=False
+        ),
+    ] = None,
+    log_level: Annotated[str, typer.Option("--log-level", help="Services' log level.")] = "info",
+) -> None:
+    """Run the platform locally: nats-server with JetStream and all services, until Ctrl-C."""
+    from libs.common.stack import SERVICES, run_stack
+
+    chosen = tuple(s.value for s in service) if service else SERVICES
+    code = run_stack(
+        var_dir=var_dir,
+        nats_port=nats_port,
+        base_port=base_port,
+        services=chosen,
+        log_level=log_level,
+    )
+    raise typer.Exit(code)
+
+
+def _parse_urls(values: list[str]) -> dict[str, str]:
+    urls = {}
+    for value in values:
+        name, sep, url = value.partition("=")
+        if not sep or not name or not url.startswith(("http://", "https://")):
+            raise typer.BadParameter(f"expected NAME=http://host:port, got {value!r}")
+        urls[name] = url
+    return urls
+
+
+@app.command()
+def demo(
+    var_dir: Annotated[
+        Path, typer.Option("--var-dir", help="Where `sa run` keeps stack.json.")
+    ] = Path("var"),
+    url: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--url",
+            help="Override a service URL, e.g. --url needs=http://127.0.0.1:8001 (repeat).",
+            show_default=False,
+        ),
+    ] = None,
+    secret: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SA_JWT_SECRET",
+            help="HS256 secret [default: $SA_JWT_SECRET, else the development secret].",
+            show_default=False,
+        ),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds to wait for each asynchronous effect.")
+    ] = 20.0,
+) -> None:
+    """Drive the walking skeleton over HTTP against the running stack, step by step."""
+    from libs.common.demo import load_stack_urls, run_demo
+    from libs.common.settings import DEV_JWT_SECRET
+
+    overrides = _parse_urls(url or [])
+    urls = None
+    if overrides:
+        try:
+            urls = {**load_stack_urls(var_dir), **overrides}
+        except Exception:
+            urls = overrides  # every URL given explicitly: no running stack.json needed
+    result = run_demo(urls=urls, var_dir=var_dir, secret=secret or DEV_JWT_SECRET, timeout=timeout)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+# --------------------------------------------------------------------------------------------
+# sa db
+# --------------------------------------------------------------------------------------------
+
+db_app = typer.Typer(help="Database migrations of one service (Alembic).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def migrations_dir(service: str) -> Path:
+    """`services/<service>/migrations`, found through the installed package (not the cwd)."""
+    spec = importlib.util.find_spec(f"services.{service}")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"package services.{service} not found")
+    path = Path(next(iter(spec.submodule_search_locations))) / "migrations"
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} does not exist")
+    return path
+
+
+def service_database_url(service: str) -> str:
+    """The URL the service itself would use: `SA_<SERVICE>_DATABASE_URL` or its SQLite file."""
+    import os
+
+    return os.environ.get(f"SA_{service.upper()}_DATABASE_URL") or (
+        f"sqlite+aiosqlite:///var/{service}.db"
+    )
+
+
+def _migrations_or_exit(service: str) -> Path:
+    try:
+        return migrations_dir(service)
+    except FileNotFoundError as exc:
+        typer.echo(f"sa: error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@db_app.command("revision")
+def db_revision(
+    service: Annotated[ServiceName, typer.Argument(help="Service whose models changed.")],
+    message: Annotated[str, typer.Option("--message", "-m", help="What the revision does.")],
+) -> None:
+    """Autogenerate a revision: the service's models compared with a fresh, upgraded database."""
+    from libs.common.migrations import make_revision
+
+    location = _migrations_or_exit(service.value)
+    # A scratch database at head, so the revision holds only the model changes and never
+    # depends on the state of the developer's var/ database.
+    with tempfile.TemporaryDirectory(prefix=f"sa-{service.value}-rev-") as tmp:
+        make_revision(
+            database_url=f"sqlite:///{Path(tmp) / 'revision.db'}",
+            script_location=location,
+            message=message,
+        )
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    service: Annotated[ServiceName, typer.Argument(help="Service to migrate.")],
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="Default: $SA_<SERVICE>_DATABASE_URL, else sqlite+aiosqlite:///var/<service>.db",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Bring the service's database to the newest revision (services also do it at start)."""
+    from libs.common.migrations import upgrade_to_head
+
+    location = _migrations_or_exit(service.value)
+    url = database_url or service_database_url(service.value)
+    upgrade_to_head(database_url=url, script_location=location)
+    typer.echo(f"{service.value}: database at head ({_redact(url)})")
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for printing."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<database url>"
+
+
+def main() -> None:
+    """Entry point of the `sa` console script."""
+    app(prog_name="sa")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

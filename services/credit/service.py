@@ -1,0 +1,151 @@
+"""Use cases of the credit service (no HTTP here)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+
+from sqlalchemy import func
+from sqlmodel import select
+
+from libs.common.auth import Principal
+from libs.common.db import Database
+from libs.common.errors import Conflict, NotFound
+from libs.common.events import PermanentError, UnitOfWork
+from libs.common.policy import pack_for_region
+from services.credit import events, rules
+from services.credit.models import AdmissionReview, BlacklistEntry, OrganisationRecord
+from services.credit.schemas import BlacklistCreate
+
+
+def today_in_china() -> date:
+    from libs.common.validators import CHINA_TZ
+
+    return datetime.now(CHINA_TZ).date()
+
+
+async def active_ban_until(uow: UnitOfWork, *, uscc: str, today: date) -> date | None:
+    """The end of the longest ban in force for this credit code, if any."""
+    result = await uow.session.execute(
+        select(func.max(BlacklistEntry.ends_on)).where(
+            BlacklistEntry.uscc == uscc, BlacklistEntry.ends_on > today
+        )
+    )
+    value = result.scalar_one_or_none()
+    return value
+
+
+async def admit_new_organisation(
+    *, uow: UnitOfWork, record: OrganisationRecord, today: date | None = None
+) -> AdmissionReview:
+    """Record a newly registered organisation and decide its admission with reasons."""
+    today = today or today_in_china()
+    existing = await uow.session.get(OrganisationRecord, record.organisation_id)
+    if existing is not None:
+        raise PermanentError(f"organisation {record.organisation_id} registered twice")
+    try:
+        pack = pack_for_region(record.region_code)
+    except LookupError as exc:
+        raise PermanentError(str(exc)) from exc
+    decision = rules.review_admission(
+        pack,
+        kind=record.kind,
+        qualifications=record.qualifications,
+        banned_until=await active_ban_until(uow, uscc=record.uscc, today=today),
+        today=today,
+    )
+    record.status = decision.outcome
+    record.decision_version = 1
+    review = AdmissionReview(
+        id=str(uuid.uuid4()),
+        organisation_id=record.organisation_id,
+        outcome=decision.outcome,
+        reasons=[r.as_dict() for r in decision.reasons],
+        pack=f"{pack.province}@{pack.version}",
+        decided_by="system:admission-review",
+        decided_at=datetime.now(UTC),
+    )
+    uow.session.add(record)
+    uow.session.add(review)
+    uow.emit(events.admission_decided(record, review, decision.summary()))
+    return review
+
+
+async def blacklist_organisation(
+    *, uow: UnitOfWork, data: BlacklistCreate, actor: Principal, today: date | None = None
+) -> BlacklistEntry:
+    today = today or today_in_china()
+    record = await uow.session.get(OrganisationRecord, data.organisation_id)
+    if record is None or not actor.covers(record.region_code):
+        raise NotFound(detail=f"No organisation {data.organisation_id} known to credit.")
+    if await active_ban_until(uow, uscc=record.uscc, today=today) is not None:
+        raise Conflict(detail="The organisation is already under a ban in force.")
+    pack = pack_for_region(record.region_code)
+    entry = BlacklistEntry(
+        id=str(uuid.uuid4()),
+        organisation_id=record.organisation_id,
+        uscc=record.uscc,
+        name=record.name,
+        severity=data.severity,
+        reason=data.reason,
+        legal_basis=rules.ban_legal_basis(pack),
+        starts_on=today,
+        ends_on=rules.ban_end(pack, severity=data.severity, starts_on=today),
+        decided_by=actor.subject,
+        created_at=datetime.now(UTC),
+    )
+    record.status = "blacklisted"
+    record.decision_version += 1
+    record.updated_at = datetime.now(UTC)
+    uow.session.add(entry)
+    uow.emit(events.organisation_blacklisted(record, entry))
+    await uow.commit()
+    return entry
+
+
+async def latest_admission(
+    *, db: Database, organisation_id: str, actor: Principal
+) -> AdmissionReview:
+    async with db.session() as session:
+        record = await session.get(OrganisationRecord, organisation_id)
+        review = (
+            await session.execute(
+                select(AdmissionReview)
+                .where(AdmissionReview.organisation_id == organisation_id)
+                .order_by(AdmissionReview.decided_at.desc())  # type: ignore[attr-defined]
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+    visible = record is not None and (
+        actor.covers(record.region_code) or actor.org_id == organisation_id
+    )
+    if review is None or not visible:
+        raise NotFound(detail=f"No admission review for organisation {organisation_id} yet.")
+    return review
+
+
+async def list_blacklist(
+    *, db: Database, in_force_on: date | None, limit: int, offset: int
+) -> tuple[Sequence[BlacklistEntry], int]:
+    query = select(BlacklistEntry)
+    if in_force_on is not None:
+        query = query.where(
+            BlacklistEntry.ends_on > in_force_on, BlacklistEntry.starts_on <= in_force_on
+        )
+    async with db.session() as session:
+        total = (
+            await session.execute(select(func.count()).select_from(query.subquery()))
+        ).scalar_one()
+        rows = (
+            (
+                await session.execute(
+                    query.order_by(BlacklistEntry.created_at.desc(), BlacklistEntry.id)  # type: ignore[attr-defined]
+                    .limit(limit)
+                    .offset(offset)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    return rows, int(total)

@@ -1,0 +1,82 @@
+"""Tables of the matching service: projections from events, and the matches it makes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime
+from sqlmodel import Field, SQLModel
+
+from libs.common.db import make_registry
+from libs.common.events import EventTables
+
+registry = make_registry()
+metadata = registry.metadata
+event_tables = EventTables.define(metadata)
+
+
+class MatchingTable(SQLModel, registry=registry):
+    """Base of every table this service owns."""
+
+
+class OrganisationView(MatchingTable, table=True):
+    """What matching knows of an organisation: its offer (from providers) and its standing
+    (from credit). Either event may arrive first; the row fills in from both."""
+
+    __tablename__ = "organisation_view"
+
+    organisation_id: str = Field(primary_key=True, max_length=36)
+    registered: bool = Field(default=False)
+    service_regions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # catalogue code → monthly capacity
+    capacities: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="unknown", max_length=20, index=True)
+    status_version: int = Field(default=0)
+    updated_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+
+
+class NeedView(MatchingTable, table=True):
+    """An open need item as matching sees it: pseudonymous, no personal data."""
+
+    __tablename__ = "need_view"
+
+    need_id: str = Field(primary_key=True, max_length=36)
+    recipient_ref: str = Field(max_length=36)
+    region_code: str = Field(max_length=12, index=True)
+    service_code: str = Field(max_length=60)
+    urgency: int
+    categories: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    opened_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    status: str = Field(default="open", max_length=20, index=True)
+    last_unmatched_reason: str | None = Field(default=None, max_length=1000)
+
+
+class Match(MatchingTable, table=True):
+    """A need linked to a provider, with the explanation of why this one."""
+
+    __tablename__ = "match"
+
+    id: str = Field(primary_key=True, max_length=36)
+    need_id: str = Field(max_length=36, unique=True)
+    organisation_id: str = Field(max_length=36, index=True)
+    recipient_ref: str = Field(max_length=36)
+    region_code: str = Field(max_length=12)
+    service_code: str = Field(max_length=60)
+    period: str = Field(max_length=7, index=True)  # YYYY-MM, for monthly capacity
+    score: float
+    explanation: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    run_id: str = Field(max_length=36, index=True)
+    created_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+
+
+class AllocationRun(MatchingTable, table=True):
+    __tablename__ = "allocation_run"
+
+    id: str = Field(primary_key=True, max_length=36)
+    requested_by: str = Field(max_length=100)
+    region_scope: str = Field(max_length=12)
+    matched: int
+    unmatched: int
+    started_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    finished_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]

@@ -1,0 +1,61 @@
+"""Tables of the needs service: recipients (救助对象) and their need items."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Column, DateTime
+from sqlmodel import Field, SQLModel
+
+from libs.common.db import make_registry
+from libs.common.events import EventTables
+
+registry = make_registry()
+metadata = registry.metadata
+event_tables = EventTables.define(metadata)
+
+
+class NeedsTable(SQLModel, registry=registry):
+    """Base of every table this service owns."""
+
+
+class Recipient(NeedsTable, table=True):
+    """A person receiving social assistance (救助对象).
+
+    Direct identifiers are stored only encrypted (`*_enc`, AES-GCM tokens carrying their key
+    id); `id_number_index` is a keyed blind index that finds a duplicate registration without
+    decrypting anything. `ref` is pseudonymous: the only identifier that leaves this service.
+    """
+
+    __tablename__ = "recipient"
+
+    ref: str = Field(primary_key=True, max_length=36)
+    region_code: str = Field(max_length=12, index=True)
+    categories: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    id_number_enc: str = Field(max_length=200)
+    id_number_index: str = Field(max_length=64, unique=True)
+    name_enc: str = Field(max_length=400)
+    phone_enc: str | None = Field(default=None, max_length=200)
+    address_enc: str | None = Field(default=None, max_length=1000)
+    created_by: str = Field(max_length=100)
+    created_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    updated_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+
+
+class Need(NeedsTable, table=True):
+    """One need item open for matching: a catalogue service a recipient needs (需求项)."""
+
+    __tablename__ = "need"
+
+    id: str = Field(primary_key=True, max_length=36)
+    recipient_ref: str = Field(max_length=36, index=True, foreign_key="recipient.ref")
+    region_code: str = Field(max_length=12, index=True)
+    service_code: str = Field(max_length=60)
+    urgency: int
+    categories: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="open", max_length=20, index=True)
+    matched_organisation_id: str | None = Field(default=None, max_length=36)
+    match_id: str | None = Field(default=None, max_length=36)
+    created_by: str = Field(max_length=100)
+    created_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    updated_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
