@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: setup run demo test test-sqlite test-postgres bench lint fmt clean
+.PHONY: setup run demo test bench lint lint-ruff fmt clean
 
 setup: $(STAMP)
 
@@ -32,10 +32,12 @@ test: setup
 bench: setup
 	$(BIN)/python -m bench
 
-lint: setup
+lint: lint-ruff
+	$(BIN)/mypy libs services
+
+lint-ruff: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy libs services
 
 fmt: setup
 	$(BIN)/ruff format .

@@ -18,7 +18,8 @@ def credit_code(rng: random.Random | None = None) -> str:
 
 def resident_id(county: str = "220102", rng: random.Random | None = None, year: int = 1950) -> str:
     rng = rng or random.Random()
-    body = f"{county}{year:04d}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}{rng.randint(0, 999):03d}"
+    born = f"{year:04d}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
+    body = f"{county}{born}{rng.randint(0, 999):03d}"
     return body + ric.calc_check_digit(body + "0")  # stdnum expects a placeholder check digit
 
 

@@ -15,17 +15,20 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
+
+if TYPE_CHECKING:
+    # typer 0.29 vendors click as `typer._click`; TyperGroup's methods speak its types (an
+    # object of the separately installed `click` package would not fit in).
+    from typer._click import Command, Context
 
 ENTRY_POINT_GROUP = "sa.cli"
 SERVICE_PANEL = "Service commands"
@@ -51,7 +54,7 @@ class ServiceCli:
 
     name: str
     target: str  # "module:attribute", for messages
-    load: Callable[[], Any]  # imports the module, returns the typer.Typer (or click command)
+    load: Callable[[], Any]  # imports the module and returns its typer.Typer
 
 
 def discover_service_clis() -> list[ServiceCli]:
@@ -65,17 +68,13 @@ def discover_service_clis() -> list[ServiceCli]:
     return sorted(found, key=lambda s: s.name)
 
 
-def _to_click(name: str, obj: Any) -> click.Command:
-    """The click command for `sa <name>`, built as `app.add_typer(obj, name=name)` would."""
-    if isinstance(obj, typer.Typer):
-        holder = typer.Typer()
-        holder.add_typer(obj, name=name)
-        command = typer.main.get_group(holder).commands[name]
-    elif isinstance(obj, click.Command):
-        command = obj
-        command.name = name
-    else:
-        raise TypeError(f"expected a typer.Typer or click command, got {type(obj).__name__}")
+def _to_click(name: str, obj: Any) -> Command:
+    """The command for `sa <name>`, built exactly as `app.add_typer(obj, name=name)` would."""
+    if not isinstance(obj, typer.Typer):
+        raise TypeError(f"expected a typer.Typer, got {type(obj).__name__}")
+    holder = typer.Typer()
+    holder.add_typer(obj, name=name)
+    command = typer.main.get_group(holder).commands[name]
     if not getattr(command, "rich_help_panel", None):
         command.rich_help_panel = SERVICE_PANEL  # type: ignore[attr-defined]
     return command
@@ -96,9 +95,9 @@ class _LazyCommand(TyperGroup):
     def __init__(self, *, name: str, target: str, help: str) -> None:
         super().__init__(name=name, help=help, short_help=help)
         self._target = target
-        self._real: click.Command | None = None
+        self._real: Command | None = None
 
-    def _load(self) -> click.Command:
+    def _load(self) -> Command:
         if self._real is None:
             module_name, _, attr = self._target.partition(":")
             obj = getattr(importlib.import_module(module_name), attr)
@@ -110,9 +109,9 @@ class _LazyCommand(TyperGroup):
         self,
         info_name: str | None,
         args: list[str],
-        parent: click.Context | None = None,
+        parent: Context | None = None,
         **extra: Any,
-    ) -> click.Context:
+    ) -> Context:
         return self._load().make_context(info_name, args, parent=parent, **extra)
 
 
@@ -129,7 +128,7 @@ class SaGroup(TyperGroup):
         # First in `sa --help`, as the command most people need first.
         self.commands = {"token": token, **self.commands}
         self._services: dict[str, ServiceCli] | None = None
-        self._loaded: dict[str, click.Command | None] = {}
+        self._loaded: dict[str, Command | None] = {}
 
     def _service_clis(self) -> dict[str, ServiceCli]:
         if self._services is None:
@@ -141,7 +140,7 @@ class SaGroup(TyperGroup):
                 self._services[svc.name] = svc
         return self._services
 
-    def _service_command(self, name: str) -> click.Command | None:
+    def _service_command(self, name: str) -> Command | None:
         if name not in self._loaded:
             svc = self._service_clis()[name]
             try:
@@ -152,10 +151,10 @@ class SaGroup(TyperGroup):
                 self._loaded[name] = None
         return self._loaded[name]
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: Context) -> list[str]:
         return [*super().list_commands(ctx), *self._service_clis()]
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
         command = super().get_command(ctx, cmd_name)
         if command is not None:
             return command
@@ -365,4 +364,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -503,8 +503,11 @@ def _field(body: Mapping[str, Any], name: str, response: httpx.Response) -> Any:
 
 
 def _as_text(value: Any) -> str:
+    """A cited rule or legal basis as text: several clauses are joined with "; "."""
     if isinstance(value, str):
         return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "; ".join(value)
     return json.dumps(value, ensure_ascii=False)
 
 

@@ -49,12 +49,16 @@ class NatsServer:
         host: str = "127.0.0.1",
         config_file: Path | None = None,
         log_file: Path | None = None,
+        new_session: bool = False,
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
         self.store_dir = Path(store_dir)
         self.config_file = config_file
         self.log_file = log_file
+        # In its own session, Ctrl-C in a terminal reaches only the supervisor, which stops
+        # the services first and NATS last.
+        self.new_session = new_session
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property

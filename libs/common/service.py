@@ -171,6 +171,8 @@ class ServiceRuntime:
         # Let loops finish the batch in hand (its acks included) before cancelling.
         if self._tasks:
             _done, pending = await asyncio.wait(self._tasks, timeout=3.0)
+            if pending:
+                log.warning("%s: cancelling %s", self.name, [t.get_name() for t in pending])
             for task in pending:
                 task.cancel()
             for task in pending:

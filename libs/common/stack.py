@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from libs.common.natsserver import NatsServer, free_port, nats_server_binary
 
@@ -234,43 +234,6 @@ def _write_json_atomically(path: Path, data: Mapping[str, Any]) -> None:
 # --------------------------------------------------------------------------------------------
 # Processes
 # --------------------------------------------------------------------------------------------
-
-
-class _SessionNatsServer(NatsServer):
-    """NatsServer whose process runs in its own session.
-
-    Same start-up as `NatsServer.start`, plus `start_new_session`: otherwise Ctrl-C would
-    reach nats-server together with the services, and services would lose NATS while still
-    shutting down.
-    """
-
-    def start(self, timeout: float = 15.0) -> NatsServer:
-        self.store_dir.mkdir(parents=True, exist_ok=True)
-        args = [nats_server_binary(), "-a", self.host, "-p", str(self.port)]
-        args += ["-js", "-sd", str(self.store_dir)]
-        if self.config_file is not None:
-            args += ["-c", str(self.config_file)]
-        out: IO[bytes] | int = subprocess.DEVNULL
-        if self.log_file is not None:
-            out = open(self.log_file, "ab")  # noqa: SIM115 - the child keeps it
-        try:
-            self.proc = subprocess.Popen(
-                args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        finally:
-            if not isinstance(out, int):
-                out.close()  # the child has its own descriptor now
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"nats-server exited with code {self.proc.returncode}")
-            with socket.socket() as s:
-                s.settimeout(0.2)
-                if s.connect_ex((self.host, self.port)) == 0:
-                    return self
-            time.sleep(0.05)
-        self.stop()
-        raise TimeoutError(f"nats-server did not listen on {self.url} within {timeout}s")
 
 
 @dataclass
@@ -493,7 +456,8 @@ def start_stack(
             )
     nats_server_binary()  # FileNotFoundError with a hint before anything starts
     chosen_ports = service_ports(services, ports=ports, base_port=base_port)
-    nats = _SessionNatsServer(
+    nats = NatsServer(
+        new_session=True,
         store_dir=var_dir / "nats",
         port=choose_nats_port(nats_port),
         host=HOST,

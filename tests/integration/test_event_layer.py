@@ -181,3 +181,46 @@ async def test_batch_with_one_bad_message_commits_the_rest(kit: Kit) -> None:
     await drain(kit, rounds=3)
     assert sorted(v for _, v in await kit.effects()) == list(range(10))
     assert await kit.inbox_count() == 10
+
+
+async def test_message_whose_consumer_dies_every_time_still_reaches_dead_letters(
+    database_url: str, nats_url: str
+) -> None:
+    """No handler error is ever recorded (the consumer 'crashes' holding the message); the
+    server's MAX_DELIVERIES advisory, kept in a stream, drives the dead letter instead."""
+    from nats.errors import TimeoutError as NatsTimeout
+
+    from libs.common.events.consumer import MaxDeliveriesWatcher
+
+    k = await Kit(database_url, nats_url, max_deliver=2, ack_wait_seconds=0.5).open()
+    try:
+        event = await k.write_event(5)
+        await k.relay.publish_pending()
+        await k.worker.start()
+        watcher = MaxDeliveriesWatcher(
+            bus=k.bus, service="kit", streams_by_durable={DURABLE: "NEEDS"}
+        )
+        await watcher.start()
+        for _ in range(2):  # fetched, never acked: as if the process died each time
+            msgs = await k.worker._psub.fetch(1, timeout=2)
+            assert msgs[0].metadata.num_delivered in (1, 2)
+            await asyncio.sleep(0.7)
+        # The next pull (the restarted consumer) finds nothing; the server now gives up on
+        # the message and emits the advisory.
+        with pytest.raises(NatsTimeout):
+            await k.worker._psub.fetch(1, timeout=1)
+        for _ in range(30):
+            try:
+                advisories = await watcher._psub.fetch(10, timeout=0.3)
+            except NatsTimeout:
+                continue
+            await watcher.handle_batch(advisories)
+            break
+        dlq = await k.bus.js.get_msg(DLQ_STREAM, 1)
+        headers = dlq.headers or {}
+        assert headers["ce-id"] == event.id
+        assert "delivery limit reached" in headers["sa-dlq-reason"]
+        assert headers["sa-dlq-consumer"] == DURABLE
+        assert await k.effects() == []
+    finally:
+        await k.close()

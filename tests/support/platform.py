@@ -100,14 +100,14 @@ class Platform:
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T]], *, until: Callable[[T], bool], timeout: float = 15.0
+    probe: Callable[[], Awaitable[T]], *, until: Callable[[T], bool], within: float = 15.0
 ) -> T:
     """Poll `probe` until `until(result)`; fail with the last result seen."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         result = await probe()
         if until(result):
             return result
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not reached within {timeout}s; last: {result!r}")
+            raise AssertionError(f"condition not reached within {within}s; last: {result!r}")
         await asyncio.sleep(0.05)

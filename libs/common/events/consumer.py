@@ -55,7 +55,55 @@ def dead_letter_subject(durable: str) -> str:
     return f"{DLQ_PREFIX}.{durable}"
 
 
-class ConsumerWorker:
+class _PullLoop:
+    """Fetch batches from a bound pull subscription until stopped.
+
+    `stop()` lets the batch in hand finish (its acks included) and cuts short an idle wait.
+    """
+
+    fetch_batch: int = 128
+    fetch_timeout: float = 1.0
+    name: str = "pull-loop"
+
+    def __init__(self) -> None:
+        self._psub: Any = None
+        self._stopping = False
+        self._fetching: asyncio.Future[Any] | None = None
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def handle_batch(self, msgs: Sequence[Msg]) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self._fetching is not None and not self._fetching.done():
+            self._fetching.cancel()
+
+    async def run(self) -> None:
+        if self._psub is None:
+            await self.start()
+        while not self._stopping:
+            self._fetching = asyncio.ensure_future(
+                self._psub.fetch(self.fetch_batch, timeout=self.fetch_timeout)
+            )
+            try:
+                msgs = await self._fetching
+            except (NatsTimeoutError, TimeoutError):
+                continue  # nothing waiting: fetch() raises instead of returning []
+            except asyncio.CancelledError:
+                if self._stopping:
+                    return  # stop() interrupted an idle wait
+                raise
+            except Exception:
+                log.warning("%s: fetch failed; retrying", self.name, exc_info=True)
+                await asyncio.sleep(1.0)
+                continue
+            await self.handle_batch(msgs)
+
+
+class ConsumerWorker(_PullLoop):
     def __init__(
         self,
         *,
@@ -71,7 +119,10 @@ class ConsumerWorker:
         backoff_max_seconds: float = 30.0,
         fetch_timeout: float = 1.0,
     ) -> None:
+        super().__init__()
         self.sub = subscription
+        self.name = subscription.durable
+        self.fetch_batch = batch_size
         self.bus = bus
         self.tables = tables
         self.uow_factory = uow_factory
@@ -82,8 +133,6 @@ class ConsumerWorker:
         self.backoff_base = backoff_base_seconds
         self.backoff_max = backoff_max_seconds
         self.fetch_timeout = fetch_timeout
-        self._psub: Any = None
-        self._stopping = False
         self.handled_total = 0
         self.dead_lettered_total = 0
 
@@ -105,24 +154,8 @@ class ConsumerWorker:
             durable=self.durable, stream=self.sub.stream
         )
 
-    def stop(self) -> None:
-        self._stopping = True
-
-    async def run(self) -> None:
-        if self._psub is None:
-            await self.start()
-        while not self._stopping:
-            try:
-                msgs = await self._psub.fetch(self.batch_size, timeout=self.fetch_timeout)
-            except (NatsTimeoutError, TimeoutError):
-                continue  # nothing waiting: fetch() raises instead of returning []
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("%s: fetch failed; retrying", self.durable, exc_info=True)
-                await asyncio.sleep(1.0)
-                continue
-            await self.process_batch(msgs)
+    async def handle_batch(self, msgs: Sequence[Msg]) -> None:
+        await self.process_batch(msgs)
 
     async def process_batch(self, msgs: Sequence[Msg]) -> None:
         items: list[tuple[Msg, Event]] = []
@@ -228,7 +261,7 @@ class ConsumerWorker:
         self.dead_lettered_total += 1
 
 
-class MaxDeliveriesWatcher:
+class MaxDeliveriesWatcher(_PullLoop):
     """Dead-letters messages that ran out of deliveries without a recorded failure.
 
     A consumer that crashes (or hangs past ack_wait) on every delivery never reaches its
@@ -237,12 +270,13 @@ class MaxDeliveriesWatcher:
     advisory for this service's consumers into a dead letter, so nothing vanishes silently.
     """
 
+    fetch_batch = 32
+
     def __init__(self, *, bus: EventBus, service: str, streams_by_durable: dict[str, str]) -> None:
+        super().__init__()
         self.bus = bus
-        self.durable = f"{service}-max-deliveries"
+        self.durable = self.name = f"{service}-max-deliveries"
         self.streams_by_durable = streams_by_durable
-        self._stopping = False
-        self._psub: Any = None
 
     async def start(self) -> None:
         subjects = [
@@ -261,30 +295,14 @@ class MaxDeliveriesWatcher:
             durable=self.durable, stream=ADVISORY_STREAM
         )
 
-    def stop(self) -> None:
-        self._stopping = True
-
-    async def run(self) -> None:
-        if self._psub is None:
-            await self.start()
-        while not self._stopping:
+    async def handle_batch(self, msgs: Sequence[Msg]) -> None:
+        for msg in msgs:
             try:
-                msgs = await self._psub.fetch(32, timeout=1.0)
-            except (NatsTimeoutError, TimeoutError):
-                continue
-            except asyncio.CancelledError:
-                raise
+                await self.handle(msg)
+                await msg.ack()
             except Exception:
-                log.warning("%s: fetch failed", self.durable, exc_info=True)
-                await asyncio.sleep(1.0)
-                continue
-            for msg in msgs:
-                try:
-                    await self.handle(msg)
-                    await msg.ack()
-                except Exception:
-                    log.warning("%s: advisory not handled yet", self.durable, exc_info=True)
-                    await msg.nak(delay=2.0)
+                log.warning("%s: advisory not handled yet", self.durable, exc_info=True)
+                await msg.nak(delay=2.0)
 
     async def handle(self, msg: Msg) -> None:
         advisory = json.loads(msg.data)
