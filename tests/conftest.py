@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -12,9 +11,6 @@ import pytest
 
 from libs.common.natsserver import NatsServer
 from tests.support.databases import fresh_database
-
-# Tests never touch the developer's var/ directory or a production setting.
-os.environ.setdefault("SA_ENVIRONMENT", "test")
 
 
 @pytest.fixture(scope="session")

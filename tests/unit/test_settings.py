@@ -1,0 +1,35 @@
+"""Settings refuse development secrets in production."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from libs.common.crypto import generate_key
+from services.needs.settings import NeedsSettings
+from services.providers.settings import ProvidersSettings
+
+PG = "postgresql+asyncpg://sa@db/providers"
+
+
+def test_embedded_defaults_use_sqlite_under_var() -> None:
+    assert ProvidersSettings().database_url == "sqlite+aiosqlite:///var/providers.db"
+
+
+def test_production_refuses_default_jwt_secret_and_sqlite() -> None:
+    with pytest.raises(ValidationError) as err:
+        ProvidersSettings(environment="production")
+    assert "jwt_secret" in str(err.value) and "database_url" in str(err.value)
+    ok = ProvidersSettings(environment="production", jwt_secret="x" * 40, database_url=PG)
+    assert ok.environment == "production"
+
+
+def test_production_refuses_development_data_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SA_NEEDS_ENVIRONMENT", "production")
+    monkeypatch.setenv("SA_NEEDS_JWT_SECRET", "x" * 40)
+    monkeypatch.setenv("SA_NEEDS_DATABASE_URL", PG)
+    with pytest.raises(ValidationError, match="data_keys"):
+        NeedsSettings()
+    monkeypatch.setenv("SA_NEEDS_DATA_KEYS", f"k1:{generate_key()}")
+    monkeypatch.setenv("SA_NEEDS_BLIND_INDEX_KEY", generate_key())
+    assert NeedsSettings().environment == "production"
