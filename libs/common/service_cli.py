@@ -6,15 +6,20 @@ Imports of the service happen inside the commands so `sa --help` stays fast.
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 def service_cli(name: str, *, help: str) -> typer.Typer:
     app = typer.Typer(help=help, no_args_is_help=True)
 
-    def _create_app() -> object:
-        return importlib.import_module(f"services.{name}.app").create_app()
+    def _create_app() -> FastAPI:
+        app: FastAPI = importlib.import_module(f"services.{name}.app").create_app()
+        return app
 
     @app.command()
     def serve() -> None:
@@ -22,14 +27,14 @@ def service_cli(name: str, *, help: str) -> typer.Typer:
         from libs.common.service import serve as serve_app
 
         fastapi_app = _create_app()
-        serve_app(fastapi_app, fastapi_app.state.runtime.settings)  # type: ignore[attr-defined]
+        serve_app(fastapi_app, fastapi_app.state.runtime.settings)
 
     @app.command()
     def migrate() -> None:
         """Apply this service's database migrations (idempotent)."""
         from libs.common.migrations import upgrade_to_head
 
-        runtime = _create_app().state.runtime  # type: ignore[attr-defined]
+        runtime = _create_app().state.runtime
         upgrade_to_head(
             database_url=runtime.settings.database_url, script_location=runtime.migrations
         )

@@ -38,7 +38,7 @@ class OrganisationRecord(CreditTable, table=True):
     qualifications: dict[str, bool] = Field(sa_column=Column(JSON, nullable=False))
     status: str = Field(default="pending", max_length=20, index=True)
     decision_version: int = Field(default=0)
-    updated_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    updated_at: datetime = Field(sa_type=DateTime(timezone=True))
 
 
 class AdmissionReview(CreditTable, table=True):
@@ -52,7 +52,7 @@ class AdmissionReview(CreditTable, table=True):
     reasons: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
     pack: str = Field(max_length=40)
     decided_by: str = Field(max_length=100)
-    decided_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    decided_at: datetime = Field(sa_type=DateTime(timezone=True))
 
 
 class BlacklistEntry(CreditTable, table=True):
@@ -70,4 +70,4 @@ class BlacklistEntry(CreditTable, table=True):
     starts_on: date
     ends_on: date
     decided_by: str = Field(max_length=100)
-    created_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    created_at: datetime = Field(sa_type=DateTime(timezone=True))

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
 from sqlalchemy import func
-from sqlmodel import select
+from sqlmodel import col, select
 
 from libs.common.auth import Principal
 from libs.common.db import Database
@@ -113,7 +113,7 @@ async def latest_admission(
             await session.execute(
                 select(AdmissionReview)
                 .where(AdmissionReview.organisation_id == organisation_id)
-                .order_by(AdmissionReview.decided_at.desc())  # type: ignore[attr-defined]
+                .order_by(col(AdmissionReview.decided_at).desc())
                 .limit(1)
             )
         ).scalar_one_or_none()
@@ -140,7 +140,7 @@ async def list_blacklist(
         rows = (
             (
                 await session.execute(
-                    query.order_by(BlacklistEntry.created_at.desc(), BlacklistEntry.id)  # type: ignore[attr-defined]
+                    query.order_by(col(BlacklistEntry.created_at).desc(), BlacklistEntry.id)
                     .limit(limit)
                     .offset(offset)
                 )

@@ -33,7 +33,7 @@ class OrganisationView(MatchingTable, table=True):
     capacities: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     status: str = Field(default="unknown", max_length=20, index=True)
     status_version: int = Field(default=0)
-    updated_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    updated_at: datetime = Field(sa_type=DateTime(timezone=True))
 
 
 class NeedView(MatchingTable, table=True):
@@ -47,7 +47,7 @@ class NeedView(MatchingTable, table=True):
     service_code: str = Field(max_length=60)
     urgency: int
     categories: list[str] = Field(sa_column=Column(JSON, nullable=False))
-    opened_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    opened_at: datetime = Field(sa_type=DateTime(timezone=True))
     status: str = Field(default="open", max_length=20, index=True)
     last_unmatched_reason: str | None = Field(default=None, max_length=1000)
 
@@ -67,7 +67,7 @@ class Match(MatchingTable, table=True):
     score: float
     explanation: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     run_id: str = Field(max_length=36, index=True)
-    created_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    created_at: datetime = Field(sa_type=DateTime(timezone=True))
 
 
 class AllocationRun(MatchingTable, table=True):
@@ -78,5 +78,5 @@ class AllocationRun(MatchingTable, table=True):
     region_scope: str = Field(max_length=12)
     matched: int
     unmatched: int
-    started_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
-    finished_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    started_at: datetime = Field(sa_type=DateTime(timezone=True))
+    finished_at: datetime = Field(sa_type=DateTime(timezone=True))

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import func
-from sqlmodel import select
+from sqlmodel import col, select
 
 from libs.common.auth import Principal
 from libs.common.db import Database
@@ -30,13 +30,13 @@ async def run_allocation(
     session = uow.session
     query = select(NeedView).where(NeedView.status == "open")
     if actor.region:
-        query = query.where(NeedView.region_code.startswith(actor.region))  # type: ignore[attr-defined]
+        query = query.where(col(NeedView.region_code).startswith(actor.region))
     need_rows = (await session.execute(query)).scalars().all()
     orgs = (
         (
             await session.execute(
-                select(OrganisationView).where(OrganisationView.registered.is_(True))
-            )  # type: ignore[attr-defined]
+                select(OrganisationView).where(col(OrganisationView.registered).is_(True))
+            )
         )
         .scalars()
         .all()
@@ -127,7 +127,7 @@ async def list_matches(
 ) -> tuple[Sequence[Match], int]:
     query = select(Match)
     if actor.region:
-        query = query.where(Match.region_code.startswith(actor.region))  # type: ignore[attr-defined]
+        query = query.where(col(Match.region_code).startswith(actor.region))
     if actor.org_id:
         query = query.where(Match.organisation_id == actor.org_id)
     if need_id:
@@ -141,7 +141,9 @@ async def list_matches(
         rows = (
             (
                 await session.execute(
-                    query.order_by(Match.created_at.desc(), Match.id).limit(limit).offset(offset)  # type: ignore[attr-defined]
+                    query.order_by(col(Match.created_at).desc(), Match.id)
+                    .limit(limit)
+                    .offset(offset)
                 )
             )
             .scalars()

@@ -38,8 +38,8 @@ class Recipient(NeedsTable, table=True):
     phone_enc: str | None = Field(default=None, max_length=200)
     address_enc: str | None = Field(default=None, max_length=1000)
     created_by: str = Field(max_length=100)
-    created_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
-    updated_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    created_at: datetime = Field(sa_type=DateTime(timezone=True))
+    updated_at: datetime = Field(sa_type=DateTime(timezone=True))
 
 
 class Need(NeedsTable, table=True):
@@ -57,5 +57,5 @@ class Need(NeedsTable, table=True):
     matched_organisation_id: str | None = Field(default=None, max_length=36)
     match_id: str | None = Field(default=None, max_length=36)
     created_by: str = Field(max_length=100)
-    created_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
-    updated_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    created_at: datetime = Field(sa_type=DateTime(timezone=True))
+    updated_at: datetime = Field(sa_type=DateTime(timezone=True))

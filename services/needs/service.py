@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from libs.common.auth import Principal
 from libs.common.crypto import BlindIndex, FieldCipher, KeyRing
@@ -166,7 +166,7 @@ async def list_needs(
     query = select(Need)
     scope = region if region and region.startswith(actor.region) else actor.region
     if scope:
-        query = query.where(Need.region_code.startswith(scope))  # type: ignore[attr-defined]
+        query = query.where(col(Need.region_code).startswith(scope))
     if status:
         query = query.where(Need.status == status)
     async with db.session() as session:
@@ -176,7 +176,7 @@ async def list_needs(
         rows = (
             (
                 await session.execute(
-                    query.order_by(Need.created_at, Need.id).limit(limit).offset(offset)
+                    query.order_by(col(Need.created_at), col(Need.id)).limit(limit).offset(offset)
                 )
             )
             .scalars()

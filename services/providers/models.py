@@ -42,5 +42,5 @@ class Organisation(ProvidersTable, table=True):
     status: str = Field(default="pending", max_length=20, index=True)
     status_version: int = Field(default=0)
     status_reason: str | None = Field(default=None, max_length=2000)
-    created_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
-    updated_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    created_at: datetime = Field(sa_type=DateTime(timezone=True))
+    updated_at: datetime = Field(sa_type=DateTime(timezone=True))

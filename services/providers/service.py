@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from libs.common.auth import Principal
 from libs.common.db import Database
@@ -108,7 +108,7 @@ async def list_organisations(
 ) -> tuple[Sequence[Organisation], int]:
     # The skeleton filters coverage in memory; the library search (issue 5) replaces this
     # with an indexed coverage table.
-    query = select(Organisation).order_by(Organisation.created_at, Organisation.id)
+    query = select(Organisation).order_by(col(Organisation.created_at), col(Organisation.id))
     if status:
         query = query.where(Organisation.status == status)
     async with db.session() as session:
