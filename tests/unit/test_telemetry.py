@@ -373,3 +373,36 @@ async def test_async_engine_is_traced_under_the_request(
     assert service_of(sql) == "providers"
     assert sql.parent is not None
     assert sql.parent.span_id == use_case.get_span_context().span_id
+
+
+def test_otlp_exporter_is_installed_and_exports_over_http() -> None:
+    """The pinned OTLP/HTTP exporter is part of the platform: the setting works as documented."""
+    import http.server
+    import threading
+
+    received: list[bytes] = []
+
+    class Collector(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        t = setup_telemetry(
+            "needs",
+            exporter="otlp",
+            otlp_endpoint=f"http://127.0.0.1:{server.server_port}/v1/traces",
+        )
+        with t.tracer.start_as_current_span("otlp-probe"):
+            pass
+        assert t.force_flush(5000)
+        t.shutdown()
+    finally:
+        server.shutdown()
+    assert received and b"otlp-probe" in received[0]
