@@ -224,3 +224,31 @@ async def test_message_whose_consumer_dies_every_time_still_reaches_dead_letters
         assert await k.effects() == []
     finally:
         await k.close()
+
+
+async def test_batch_handler_applies_each_event_once_and_isolates_a_bad_one(
+    database_url: str, nats_url: str
+) -> None:
+    k = await Kit(database_url, nats_url, batch=True, max_deliver=3, ack_wait_seconds=1.0).open()
+    try:
+        good = [await k.write_event(i) for i in range(20)]
+        bad = await k.write_event(99, poison="permanent")
+        await drain(k, rounds=3)
+        assert sorted(v for _, v in await k.effects()) == list(range(20))
+        assert {e for e, _ in await k.effects()} == {e.id for e in good}
+        dlq = await k.bus.js.get_msg(DLQ_STREAM, 1)
+        assert (dlq.headers or {})["ce-id"] == bad.id
+        # Redelivering the whole batch applies nothing twice.
+        await k.bus.js.delete_consumer("NEEDS", DURABLE)  # a new consumer replays the stream
+        k.worker._psub = None
+        await drain(k, rounds=3)
+        assert len(await k.effects()) == 20
+    finally:
+        await k.close()
+
+
+def test_subscription_needs_exactly_one_handler() -> None:
+    from libs.common.events import Subscription
+
+    with pytest.raises(ValueError, match="exactly one"):
+        Subscription(durable="d", stream="NEEDS", subjects=["sa.needs.>"])

@@ -30,6 +30,7 @@ from libs.common.events.uow import UnitOfWork
 log = logging.getLogger(__name__)
 
 Handler = Callable[[UnitOfWork, Event], Awaitable[None]]
+BatchHandler = Callable[[UnitOfWork, Sequence[Event]], Awaitable[None]]
 
 
 class PermanentError(Exception):
@@ -38,12 +39,22 @@ class PermanentError(Exception):
 
 @dataclass(frozen=True)
 class Subscription:
-    """What one durable consumer listens to and the handler that applies each event."""
+    """What one durable consumer listens to and how it applies events.
+
+    `handler` applies one event. A high-volume consumer may give `batch_handler` instead:
+    it receives every new event of a fetched batch at once, so it can write them with one
+    statement (a round trip per event is what limits a consumer on SQLite).
+    """
 
     durable: str
     stream: str
     subjects: Sequence[str]
-    handler: Handler
+    handler: Handler | None = None
+    batch_handler: BatchHandler | None = None
+
+    def __post_init__(self) -> None:
+        if (self.handler is None) == (self.batch_handler is None):
+            raise ValueError(f"{self.durable}: give exactly one of handler or batch_handler")
 
 
 def _header_safe(text: str, limit: int = 2000) -> str:
@@ -182,11 +193,16 @@ class ConsumerWorker(_PullLoop):
     async def _apply(self, items: Sequence[tuple[Msg, Event]]) -> None:
         async with self.uow_factory() as uow:
             new = await self.tables.claim(uow.session, self.durable, [e.id for _, e in items])
+            fresh: list[tuple[Msg, Event]] = []
             for msg, event in items:
-                if event.id not in new:
-                    continue  # already handled: a redelivery after a crash before ack
-                await self._handle(uow, msg, event)
-                new.discard(event.id)  # same id twice in one batch: apply once
+                if event.id in new:  # else: a redelivery after a crash before ack
+                    fresh.append((msg, event))
+                    new.discard(event.id)  # the same id twice in one batch: apply once
+            if self.sub.batch_handler is not None:
+                await self._handle_batch(uow, fresh)
+            else:
+                for msg, event in fresh:
+                    await self._handle(uow, msg, event)
             await uow.commit()
         faults.hit(faults.CONSUMER_AFTER_COMMIT)
         for msg, _ in items:
@@ -194,19 +210,34 @@ class ConsumerWorker(_PullLoop):
         self.handled_total += len(items)
 
     async def _handle(self, uow: UnitOfWork, msg: Msg, event: Event) -> None:
+        assert self.sub.handler is not None
         if self.telemetry is None:
             await self.sub.handler(uow, event)
             return
+        with self._span(msg, event):
+            await self.sub.handler(uow, event)
+
+    async def _handle_batch(self, uow: UnitOfWork, items: Sequence[tuple[Msg, Event]]) -> None:
+        assert self.sub.batch_handler is not None
+        if items and self.telemetry is not None:
+            # One CONSUMER span per event keeps each event's trace whole; the batch write
+            # itself runs once, after them.
+            for msg, event in items:
+                with self._span(msg, event):
+                    pass
+        await self.sub.batch_handler(uow, [e for _, e in items])
+
+    def _span(self, msg: Msg, event: Event) -> Any:
         from libs.common.telemetry import consumer_span
 
-        with consumer_span(
+        assert self.telemetry is not None
+        return consumer_span(
             self.telemetry,
             subject=msg.subject,
             message_id=event.id,
             headers=dict(msg.headers or {}),
             consumer=self.durable,
-        ):
-            await self.sub.handler(uow, event)
+        )
 
     def backoff(self, delivered: int) -> float:
         return float(min(self.backoff_base * (2 ** max(delivered - 1, 0)), self.backoff_max))

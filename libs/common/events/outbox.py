@@ -119,13 +119,16 @@ class EventTables:
         else:
             from sqlalchemy.dialects.sqlite import insert as insert_fn
         now = datetime.now(UTC)
+        # executemany of one cached statement: a multi-VALUES insert would be compiled
+        # anew for every batch size.
         stmt = (
             insert_fn(self.inbox)
-            .values([{"consumer": consumer, "event_id": i, "handled_at": now} for i in event_ids])
             .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
             .returning(self.inbox.c.event_id)
         )
-        result = await session.execute(stmt)
+        result = await session.execute(
+            stmt, [{"consumer": consumer, "event_id": i, "handled_at": now} for i in event_ids]
+        )
         return {row[0] for row in result}
 
     async def pending_count(self, session: AsyncSession) -> int:
