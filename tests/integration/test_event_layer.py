@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,6 +40,16 @@ async def kit(database_url: str, nats_url: str) -> AsyncIterator[Kit]:
     yield k
     k.worker.stop()
     await k.close()
+
+
+async def settled_consumer(kit: Kit) -> Any:
+    """Consumer info once the server has applied our acks (flushed acks land a moment later)."""
+    for _ in range(40):
+        info = await kit.bus.js.consumer_info("NEEDS", DURABLE)
+        if info.num_ack_pending == 0:
+            return info
+        await asyncio.sleep(0.05)
+    return info
 
 
 async def drain(kit: Kit, rounds: int = 20) -> None:
@@ -121,7 +132,7 @@ async def test_consumer_killed_after_effect_before_ack_applies_once(
     await asyncio.sleep(1.2)  # ack_wait: the server redelivers
     await drain(kit, rounds=5)
     assert await kit.effects() == [(event.id, 43)]  # not applied twice
-    info = await kit.bus.js.consumer_info("NEEDS", DURABLE)
+    info = await settled_consumer(kit)
     assert info.num_ack_pending == 0 and info.num_pending == 0
     assert info.delivered.stream_seq == 1
 
@@ -148,7 +159,7 @@ async def test_poison_message_dead_lettered_after_max_deliver_and_others_flow(ki
     assert headers["sa-dlq-deliveries"] == "3"
     assert "downstream unavailable" in headers["sa-dlq-reason"]
     assert headers["sa-dlq-consumer"] == DURABLE
-    info = await kit.bus.js.consumer_info("NEEDS", DURABLE)
+    info = await settled_consumer(kit)
     assert info.num_ack_pending == 0 and info.num_pending == 0
     # A later message still flows.
     later = await kit.write_event(3)

@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from libs.common import faults
 from libs.common.db import Database
 from libs.common.events.bus import EventBus
-from libs.common.events.envelope import Event
+from libs.common.events.envelope import Event, encode_json
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class EventTables:
                 {
                     "event_id": e.id,
                     "nats_subject": e.nats_subject,
-                    "headers": json.dumps(e.headers()),
+                    "headers": encode_json(e.headers()).decode(),
                     "body": e.body(),
                     "created_at": now,
                 }
