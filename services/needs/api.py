@@ -10,7 +10,16 @@ from libs.common.auth import CurrentPrincipal, Principal, Role, require_roles
 from libs.common.pagination import Page, PageDep
 from libs.common.service import RuntimeDep
 from services.needs import service
-from services.needs.schemas import NeedCreate, NeedPublic, RecipientCreate, RecipientPublic
+from services.needs.schemas import (
+    AccessRecordPublic,
+    NeedCreate,
+    NeedPublic,
+    PersonalDataPublic,
+    RecipientChangePublic,
+    RecipientCreate,
+    RecipientPublic,
+    RecipientUpdate,
+)
 
 router = APIRouter()
 
@@ -46,6 +55,103 @@ async def get_recipient(
 ) -> RecipientPublic:
     recipient = await service.get_recipient(db=runtime.db, ref=ref, actor=actor)
     return service.masked(recipient, pd)
+
+
+@router.get("/recipients", response_model=Page[RecipientPublic], tags=["recipients"])
+async def list_recipients(
+    runtime: RuntimeDep,
+    actor: CaseWorker,
+    page: PageDep,
+    pd: PersonalDataDep,
+    region: Annotated[str | None, Query(pattern=r"^\d{2,12}$")] = None,
+    category: Annotated[str | None, Query(max_length=40)] = None,
+    status_: Annotated[str | None, Query(alias="status", pattern="^(active|inactive)$")] = None,
+) -> Page[RecipientPublic]:
+    """Recipients in the caller's region (masked), filtered and paginated."""
+    rows, total = await service.list_recipients(
+        db=runtime.db,
+        actor=actor,
+        region=region,
+        category=category,
+        status=status_,
+        limit=page.limit,
+        offset=page.offset,
+    )
+    return Page(
+        items=[service.masked(r, pd) for r in rows],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+@router.patch("/recipients/{ref}", response_model=RecipientPublic, tags=["recipients"])
+async def update_recipient(
+    ref: str, body: RecipientUpdate, runtime: RuntimeDep, actor: CaseWorker, pd: PersonalDataDep
+) -> RecipientPublic:
+    """Change a recipient; each changed field is kept in the history."""
+    async with runtime.unit_of_work() as uow:
+        recipient = await service.update_recipient(uow=uow, ref=ref, data=body, actor=actor, pd=pd)
+    return service.masked(recipient, pd)
+
+
+@router.get(
+    "/recipients/{ref}/history", response_model=list[RecipientChangePublic], tags=["recipients"]
+)
+async def recipient_history(
+    ref: str, runtime: RuntimeDep, actor: CaseWorker
+) -> list[RecipientChangePublic]:
+    """Changes, oldest first; personal fields show as sealed, never in clear."""
+    rows = await service.recipient_history(db=runtime.db, ref=ref, actor=actor)
+    return [
+        RecipientChangePublic(
+            version=r.version,
+            field_name=r.field_name,
+            old_value="(sealed)" if r.sealed and r.old_value else r.old_value,
+            new_value="(sealed)" if r.sealed and r.new_value else r.new_value,
+            changed_by=r.changed_by,
+            changed_at=r.changed_at,
+        )
+        for r in rows
+    ]
+
+
+@router.get(
+    "/recipients/{ref}/personal-data", response_model=PersonalDataPublic, tags=["recipients"]
+)
+async def reveal_personal_data(
+    ref: str,
+    runtime: RuntimeDep,
+    actor: CurrentPrincipal,
+    pd: PersonalDataDep,
+    purpose: Annotated[
+        str, Query(min_length=5, max_length=300, description="Why the unmasked data is needed")
+    ],
+) -> PersonalDataPublic:
+    """Unmasked identifiers, for case workers with a stated purpose; every read is audited."""
+    async with runtime.unit_of_work() as uow:
+        return await service.reveal_personal_data(
+            uow=uow, ref=ref, actor=actor, purpose=purpose, pd=pd
+        )
+
+
+@router.get("/audit/personal-data", response_model=Page[AccessRecordPublic], tags=["audit"])
+async def personal_data_access_log(
+    runtime: RuntimeDep,
+    _actor: Annotated[Principal, Depends(require_roles(Role.operator))],
+    page: PageDep,
+    recipient_ref: Annotated[str | None, Query(max_length=36)] = None,
+) -> Page[AccessRecordPublic]:
+    """Who read whose unmasked data, when and why (newest first)."""
+    rows, total = await service.access_log(
+        db=runtime.db, recipient_ref=recipient_ref, limit=page.limit, offset=page.offset
+    )
+    return Page(
+        items=[AccessRecordPublic.model_validate(r) for r in rows],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+    )
 
 
 @router.post(

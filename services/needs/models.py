@@ -37,6 +37,15 @@ class Recipient(NeedsTable, table=True):
     name_enc: str = Field(max_length=400)
     phone_enc: str | None = Field(default=None, max_length=200)
     address_enc: str | None = Field(default=None, max_length=1000)
+    status: str = Field(default="active", max_length=20, index=True)
+    household_size: int | None = Field(default=None)
+    disability_level: str | None = Field(default=None, max_length=20)
+    self_care_tier: str | None = Field(default=None, max_length=20)
+    # Guardian (监护人) of a minor: identifiers sealed like the recipient's own.
+    guardian_name_enc: str | None = Field(default=None, max_length=400)
+    guardian_phone_enc: str | None = Field(default=None, max_length=200)
+    guardian_relation: str | None = Field(default=None, max_length=40)
+    version: int = Field(default=1)
     created_by: str = Field(max_length=100)
     created_at: datetime = Field(sa_type=DateTime(timezone=True))
     updated_at: datetime = Field(sa_type=DateTime(timezone=True))
@@ -59,3 +68,56 @@ class Need(NeedsTable, table=True):
     created_by: str = Field(max_length=100)
     created_at: datetime = Field(sa_type=DateTime(timezone=True))
     updated_at: datetime = Field(sa_type=DateTime(timezone=True))
+
+
+class ConsentRecord(NeedsTable, table=True):
+    """Consent to process a recipient's data for a purpose (given or withdrawn, and when)."""
+
+    __tablename__ = "consent_record"
+
+    id: str = Field(primary_key=True, max_length=36)
+    recipient_ref: str = Field(max_length=36, index=True, foreign_key="recipient.ref")
+    purpose: str = Field(max_length=200)
+    basis: str = Field(max_length=40)
+    given: bool
+    given_by: str = Field(max_length=20)  # recipient | guardian
+    recorded_by: str = Field(max_length=100)
+    recorded_at: datetime = Field(sa_type=DateTime(timezone=True))
+
+
+class RecipientChange(NeedsTable, table=True):
+    """History of a recipient: one row per changed field (old → new, who, when).
+
+    Personal fields keep their sealed (encrypted) values here too: the history is no
+    back door to the plain data.
+    """
+
+    __tablename__ = "recipient_change"
+
+    id: str = Field(primary_key=True, max_length=36)
+    recipient_ref: str = Field(max_length=36, index=True, foreign_key="recipient.ref")
+    version: int
+    field_name: str = Field(max_length=60)
+    old_value: str | None = Field(default=None, max_length=2000)
+    new_value: str | None = Field(default=None, max_length=2000)
+    sealed: bool = Field(default=False)
+    changed_by: str = Field(max_length=100)
+    changed_at: datetime = Field(sa_type=DateTime(timezone=True))
+
+
+class PersonalDataAccess(NeedsTable, table=True):
+    """Audit of every read of unmasked personal data (who, when, which recipient, why).
+
+    Append-only: database triggers refuse UPDATE and DELETE on this table.
+    """
+
+    __tablename__ = "personal_data_access"
+
+    id: str = Field(primary_key=True, max_length=36)
+    recipient_ref: str = Field(max_length=36, index=True)
+    accessed_by: str = Field(max_length=100)
+    role: str = Field(max_length=20)
+    region: str = Field(max_length=12)
+    purpose: str = Field(max_length=300)
+    fields: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    accessed_at: datetime = Field(sa_type=DateTime(timezone=True))

@@ -11,16 +11,29 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from libs.common.auth import Principal
+from libs.common.auth import Principal, Role
 from libs.common.crypto import BlindIndex, FieldCipher, KeyRing
 from libs.common.db import Database
-from libs.common.errors import Conflict, InvalidInput, NotFound, invalid
+from libs.common.errors import Conflict, Forbidden, InvalidInput, NotFound, invalid
 from libs.common.events import UnitOfWork
 from libs.common.policy import pack_for_region
-from libs.common.validators import mask_resident_id
+from libs.common.validators import CHINA_TZ, mask_resident_id
 from services.needs import events, rules
-from services.needs.models import Need, Recipient
-from services.needs.schemas import NeedCreate, RecipientCreate, RecipientPublic
+from services.needs.models import (
+    ConsentRecord,
+    Need,
+    PersonalDataAccess,
+    Recipient,
+    RecipientChange,
+)
+from services.needs.schemas import (
+    ConsentIn,
+    NeedCreate,
+    PersonalDataPublic,
+    RecipientCreate,
+    RecipientPublic,
+    RecipientUpdate,
+)
 from services.needs.settings import NeedsSettings
 
 ID_INDEX_DOMAIN = "recipient.id_number"
@@ -48,16 +61,31 @@ class PersonalData:
         return self.cipher.decrypt_optional(token, context=f"recipient.{field}:{recipient_ref}")
 
 
+def mask_phone(phone: str) -> str:
+    """13812345678 → 138****5678."""
+    digits = phone.replace(" ", "").replace("-", "")
+    return digits[:3] + "*" * max(len(digits) - 7, 1) + digits[-4:] if len(digits) > 7 else "****"
+
+
 def masked(recipient: Recipient, pd: PersonalData) -> RecipientPublic:
     id_number = pd.open(recipient.ref, "id_number", recipient.id_number_enc) or ""
     name = pd.open(recipient.ref, "name", recipient.name_enc) or ""
+    phone = pd.open(recipient.ref, "phone", recipient.phone_enc)
     return RecipientPublic(
         ref=recipient.ref,
         id_number_masked=mask_resident_id(id_number),
         name_masked=rules.mask_name(name),
+        phone_masked=mask_phone(phone) if phone else None,
         region_code=recipient.region_code,
         categories=recipient.categories,
+        status=recipient.status,
+        household_size=recipient.household_size,
+        disability_level=recipient.disability_level,
+        self_care_tier=recipient.self_care_tier,
+        has_guardian=recipient.guardian_name_enc is not None,
+        version=recipient.version,
         created_at=recipient.created_at,
+        updated_at=recipient.updated_at,
     )
 
 
@@ -69,9 +97,16 @@ async def register_recipient(
         pack = pack_for_region(data.region_code)
     except LookupError as exc:
         raise invalid("body.region_code", str(exc)) from exc
+    today = datetime.now(CHINA_TZ).date()
     errors = rules.category_errors(pack, data.categories)
+    errors += rules.guardian_errors(
+        id_number=data.id_number,
+        on=today,
+        has_guardian=data.guardian is not None,
+        guardian_consent=data.guardian is not None and data.guardian.consent,
+    )
     if errors:
-        raise InvalidInput(detail="Unknown recipient categories; see `errors`.", errors=errors)
+        raise InvalidInput(detail="The registration is incomplete; see `errors`.", errors=errors)
     index = pd.index.compute(data.id_number, domain=ID_INDEX_DOMAIN)
     existing = (
         await uow.session.execute(select(Recipient).where(Recipient.id_number_index == index))
@@ -80,6 +115,7 @@ async def register_recipient(
         raise _duplicate(existing, actor)
     ref = str(uuid.uuid4())
     now = datetime.now(UTC)
+    guardian = data.guardian
     recipient = Recipient(
         ref=ref,
         region_code=data.region_code,
@@ -89,15 +125,36 @@ async def register_recipient(
         name_enc=pd.seal(ref, "name", data.name) or "",
         phone_enc=pd.seal(ref, "phone", data.phone),
         address_enc=pd.seal(ref, "address", data.address),
+        household_size=data.household_size,
+        disability_level=data.disability_level,
+        guardian_name_enc=pd.seal(ref, "guardian_name", guardian.name if guardian else None),
+        guardian_phone_enc=pd.seal(ref, "guardian_phone", guardian.phone if guardian else None),
+        guardian_relation=guardian.relation if guardian else None,
         created_by=actor.subject,
         created_at=now,
         updated_at=now,
     )
     uow.session.add(recipient)
     try:
-        await uow.session.flush()
+        await uow.session.flush()  # the recipient row first: consents refer to it
     except IntegrityError as exc:  # the same person registered concurrently
         raise Conflict(detail="This person is already registered.") from exc
+    consents = list(data.consents)
+    if guardian is not None and guardian.consent:
+        consents.append(ConsentIn(purpose="registration for social assistance", basis="consent"))
+    for consent in consents:
+        uow.session.add(
+            ConsentRecord(
+                id=str(uuid.uuid4()),
+                recipient_ref=ref,
+                purpose=consent.purpose,
+                basis=consent.basis,
+                given=consent.given,
+                given_by="guardian" if guardian is not None else "recipient",
+                recorded_by=actor.subject,
+                recorded_at=now,
+            )
+        )
     await uow.commit()
     return recipient
 
@@ -115,6 +172,183 @@ async def get_recipient(*, db: Database, ref: str, actor: Principal) -> Recipien
     if recipient is None or not actor.covers(recipient.region_code):
         raise NotFound(detail=f"No recipient {ref}.")
     return recipient
+
+
+# Who may see unmasked personal data, always with a stated purpose and an audit record:
+# case workers of the purchasing civil-affairs bureau and platform operators.
+REVEAL_ROLES = frozenset({Role.operator, Role.purchaser})
+PERSONAL_FIELDS = ("id_number", "name", "phone", "address", "guardian_name", "guardian_phone")
+
+
+async def reveal_personal_data(
+    *, uow: UnitOfWork, ref: str, actor: Principal, purpose: str, pd: PersonalData
+) -> PersonalDataPublic:
+    """Unmasked identifiers for a stated purpose; the audit record commits with the read."""
+    if actor.role not in REVEAL_ROLES:
+        raise Forbidden(detail="Your role may not see unmasked personal data.")
+    recipient = await uow.session.get(Recipient, ref)
+    if recipient is None or not actor.covers(recipient.region_code):
+        raise NotFound(detail=f"No recipient {ref}.")
+    access = PersonalDataAccess(
+        id=str(uuid.uuid4()),
+        recipient_ref=ref,
+        accessed_by=actor.subject,
+        role=str(actor.role),
+        region=actor.region,
+        purpose=purpose,
+        fields=list(PERSONAL_FIELDS),
+        accessed_at=datetime.now(UTC),
+    )
+    uow.session.add(access)
+    await uow.commit()  # no audit record, no data
+    return PersonalDataPublic(
+        ref=ref,
+        id_number=pd.open(ref, "id_number", recipient.id_number_enc) or "",
+        name=pd.open(ref, "name", recipient.name_enc) or "",
+        phone=pd.open(ref, "phone", recipient.phone_enc),
+        address=pd.open(ref, "address", recipient.address_enc),
+        guardian_name=pd.open(ref, "guardian_name", recipient.guardian_name_enc),
+        guardian_phone=pd.open(ref, "guardian_phone", recipient.guardian_phone_enc),
+        access_id=access.id,
+    )
+
+
+SEALED_FIELDS = {"name", "phone", "address"}
+
+
+async def update_recipient(
+    *, uow: UnitOfWork, ref: str, data: RecipientUpdate, actor: Principal, pd: PersonalData
+) -> Recipient:
+    """Apply the given changes; every changed field is kept in the history."""
+    recipient = await uow.session.get(Recipient, ref)
+    if recipient is None or not actor.covers(recipient.region_code):
+        raise NotFound(detail=f"No recipient {ref}.")
+    changes = data.model_dump(exclude_unset=True)
+    if "region_code" in changes:
+        actor.require_region(changes["region_code"])  # may not move someone out of reach
+    if "categories" in changes:
+        pack = pack_for_region(changes.get("region_code") or recipient.region_code)
+        errors = rules.category_errors(pack, changes["categories"])
+        if errors:
+            raise InvalidInput(detail="Unknown recipient categories; see `errors`.", errors=errors)
+    now = datetime.now(UTC)
+    changed = []
+    for field_name, value in changes.items():
+        if field_name in SEALED_FIELDS:
+            column = f"{field_name}_enc"
+            old = getattr(recipient, column)
+            if pd.open(ref, field_name, old) == value:
+                continue
+            new = pd.seal(ref, field_name, value)
+            setattr(recipient, column, new)
+            changed.append((field_name, old, new, True))
+        else:
+            old = getattr(recipient, field_name)
+            if old == value:
+                continue
+            setattr(recipient, field_name, value)
+            changed.append((field_name, _text(old), _text(value), False))
+    if not changed:
+        await uow.commit()  # nothing to write; a rollback would expire what we return
+        return recipient
+    recipient.version += 1
+    recipient.updated_at = now
+    for field_name, old, new, sealed in changed:
+        uow.session.add(
+            RecipientChange(
+                id=str(uuid.uuid4()),
+                recipient_ref=ref,
+                version=recipient.version,
+                field_name=field_name,
+                old_value=old,
+                new_value=new,
+                sealed=sealed,
+                changed_by=actor.subject,
+                changed_at=now,
+            )
+        )
+    await uow.commit()
+    return recipient
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+async def recipient_history(*, db: Database, ref: str, actor: Principal) -> list[RecipientChange]:
+    await get_recipient(db=db, ref=ref, actor=actor)
+    async with db.session() as session:
+        rows = (
+            (
+                await session.execute(
+                    select(RecipientChange)
+                    .where(RecipientChange.recipient_ref == ref)
+                    .order_by(col(RecipientChange.version), col(RecipientChange.field_name))
+                )
+            )
+            .scalars()
+            .all()
+        )
+    return list(rows)
+
+
+async def list_recipients(
+    *,
+    db: Database,
+    actor: Principal,
+    region: str | None,
+    category: str | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[Sequence[Recipient], int]:
+    query = select(Recipient)
+    scope = region if region and region.startswith(actor.region) else actor.region
+    if region and not region.startswith(actor.region):
+        # Asking outside one's region yields nothing rather than an error that leaks.
+        return [], 0
+    if scope:
+        query = query.where(col(Recipient.region_code).startswith(scope))
+    if status:
+        query = query.where(Recipient.status == status)
+    async with db.session() as session:
+        rows = (
+            (await session.execute(query.order_by(col(Recipient.created_at), col(Recipient.ref))))
+            .scalars()
+            .all()
+        )
+    if category:
+        # JSON membership differs across databases; the page is cut after filtering.
+        rows = [r for r in rows if category in r.categories]
+    return rows[offset : offset + limit], len(rows)
+
+
+async def access_log(
+    *, db: Database, recipient_ref: str | None, limit: int, offset: int
+) -> tuple[Sequence[PersonalDataAccess], int]:
+    query = select(PersonalDataAccess)
+    if recipient_ref:
+        query = query.where(PersonalDataAccess.recipient_ref == recipient_ref)
+    async with db.session() as session:
+        total = (
+            await session.execute(select(func.count()).select_from(query.subquery()))
+        ).scalar_one()
+        rows = (
+            (
+                await session.execute(
+                    query.order_by(col(PersonalDataAccess.accessed_at).desc())
+                    .limit(limit)
+                    .offset(offset)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    return rows, int(total)
 
 
 async def open_need(*, uow: UnitOfWork, data: NeedCreate, actor: Principal) -> Need:
