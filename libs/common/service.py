@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,6 +32,19 @@ from libs.common.telemetry import Telemetry, instrument_app, instrument_engine, 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class PeriodicJob:
+    """A background job run every `interval_seconds` while the service runs.
+
+    It must be safe to run in every replica at once (use conditional updates in the
+    database so that, say, an overdue notice is emitted once however many replicas scan).
+    """
+
+    name: str
+    interval_seconds: float
+    run: Callable[[ServiceRuntime], Awaitable[None]]
+
+
 class ServiceRuntime:
     """The running parts of one service, started and stopped together."""
 
@@ -42,6 +56,7 @@ class ServiceRuntime:
         tables: EventTables,
         migrations: Path,
         subscriptions: Sequence[Subscription] = (),
+        jobs: Sequence[PeriodicJob] = (),
         telemetry: Telemetry | None = None,
     ) -> None:
         self.settings = settings
@@ -110,7 +125,9 @@ class ServiceRuntime:
                 jwks_url=settings.jwks_url,
             )
         )
+        self.jobs = list(jobs)
         self._tasks: list[asyncio.Task[Any]] = []
+        self._stopping = asyncio.Event()
         self.events_ready = asyncio.Event()
 
     def unit_of_work(self) -> UnitOfWork:
@@ -126,6 +143,26 @@ class ServiceRuntime:
     async def start(self) -> None:
         await self.migrate()
         self._tasks.append(asyncio.create_task(self._start_events(), name=f"{self.name}-events"))
+        for job in self.jobs:
+            self._tasks.append(
+                asyncio.create_task(self._run_job(job), name=f"{self.name}-{job.name}")
+            )
+
+    async def _run_job(self, job: PeriodicJob) -> None:
+        while not self._stopping.is_set():
+            try:
+                await job.run(self)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception(
+                    "%s: job %s failed; next run in %.0fs",
+                    self.name,
+                    job.name,
+                    job.interval_seconds,
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=job.interval_seconds)
 
     async def _start_events(self) -> None:
         """Connect to NATS (retrying while it is away) and start the relay and consumers.
@@ -163,6 +200,7 @@ class ServiceRuntime:
         log.info("%s: events running (%d consumers)", self.name, len(self.workers))
 
     async def stop(self) -> None:
+        self._stopping.set()
         self.relay.stop()
         for worker in self.workers:
             worker.stop()

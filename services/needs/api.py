@@ -12,6 +12,7 @@ from libs.common.service import RuntimeDep
 from services.needs import service
 from services.needs.schemas import (
     AccessRecordPublic,
+    NeedCancel,
     NeedCreate,
     NeedPublic,
     PersonalDataPublic,
@@ -161,6 +162,16 @@ async def open_need(body: NeedCreate, runtime: RuntimeDep, actor: CaseWorker) ->
     """Open a need item for a direct service; matching receives `sa.needs.need.opened`."""
     async with runtime.unit_of_work() as uow:
         need = await service.open_need(uow=uow, data=body, actor=actor)
+    return NeedPublic.model_validate(need)
+
+
+@router.post("/needs/{need_id}/cancel", response_model=NeedPublic, tags=["needs"])
+async def cancel_need(
+    need_id: str, body: NeedCancel, runtime: RuntimeDep, actor: CaseWorker
+) -> NeedPublic:
+    """Cancel a need item that is not yet fulfilled; matching receives `need.cancelled`."""
+    async with runtime.unit_of_work() as uow:
+        need = await service.cancel_need(uow=uow, need_id=need_id, reason=body.reason, actor=actor)
     return NeedPublic.model_validate(need)
 
 

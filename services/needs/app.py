@@ -8,9 +8,12 @@ from fastapi import FastAPI
 
 from libs.common.service import ServiceRuntime, create_service_app
 from libs.common.telemetry import Telemetry
+from services.needs.all_models import metadata
 from services.needs.api import router
+from services.needs.assessments.api import router as assessments_router
+from services.needs.caseload.api import router as caseload_router
 from services.needs.events import subscriptions
-from services.needs.models import event_tables, metadata
+from services.needs.models import event_tables
 from services.needs.service import PersonalData
 from services.needs.settings import NeedsSettings
 
@@ -33,7 +36,7 @@ def create_app(
         runtime,
         title="Needs service",
         description="Recipients with protected personal data, assessments, need items, intake.",
-        routers=[router],
+        routers=[router, assessments_router, caseload_router],
     )
     app.state.personal_data = PersonalData.from_settings(settings)
     return app

@@ -6,12 +6,29 @@ pseudonymous `recipient_ref`.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 from libs.common.events import Event, PermanentError, Subscription, UnitOfWork, new_event
+from services.needs import rules
 from services.needs.models import Need
 
 SERVICE = "needs"
+log = logging.getLogger(__name__)
+
+
+def _need_data(need: Need) -> dict[str, object]:
+    return {
+        "need_id": need.id,
+        "recipient_ref": need.recipient_ref,
+        "region_code": need.region_code,
+        "service_code": need.service_code,
+        "urgency": need.urgency,
+        "categories": need.categories,
+        "quantity": need.quantity,
+        "unit": need.unit,
+        "period_months": need.period_months,
+    }
 
 
 def need_opened(need: Need) -> Event:
@@ -20,33 +37,44 @@ def need_opened(need: Need) -> Event:
         entity="need",
         verb="opened",
         subject=need.id,
-        data={
-            "need_id": need.id,
-            "recipient_ref": need.recipient_ref,
-            "region_code": need.region_code,
-            "service_code": need.service_code,
-            "urgency": need.urgency,
-            "categories": need.categories,
-            "opened_at": need.created_at,
-        },
+        data={**_need_data(need), "opened_at": need.created_at},
     )
 
 
-async def on_need_matched(uow: UnitOfWork, event: Event) -> None:
-    """Matching linked the need to a provider: open → matched."""
+def need_cancelled(need: Need) -> Event:
+    return new_event(
+        service=SERVICE,
+        entity="need",
+        verb="cancelled",
+        subject=need.id,
+        data={**_need_data(need), "reason": need.status_reason, "cancelled_at": need.updated_at},
+    )
+
+
+async def on_need_moved(uow: UnitOfWork, event: Event) -> None:
+    """Matching linked, re-linked or started serving a need (need.matched|reassigned,
+    service.delivered): move its status as the lifecycle allows."""
+    kind = event.nats_subject.split(".", 2)[2]  # need.matched, need.reassigned, ...
     try:
         need_id = str(event.data["need_id"])
-        organisation_id = str(event.data["organisation_id"])
     except KeyError as exc:
-        raise PermanentError(f"need.matched without {exc}") from exc
+        raise PermanentError(f"{kind} without need_id") from exc
     need = await uow.session.get(Need, need_id)
     if need is None:
-        raise PermanentError(f"matched need {need_id} is unknown here")
-    if need.status not in ("open", "matched"):
-        return  # cancelled or already in service: the match arrives too late to matter
-    need.status = "matched"
-    need.matched_organisation_id = organisation_id
-    need.match_id = event.data.get("match_id")
+        raise PermanentError(f"{kind} for need {need_id}, unknown here")
+    organisation_id = event.data.get("organisation_id")
+    try:
+        new_status = rules.status_after_event(
+            need.status, kind, new_provider=organisation_id is not None
+        )
+    except rules.InvalidTransition:
+        # A late or stale event (e.g. a match arriving after cancellation): nothing to do.
+        log.info("need %s: %s ignored in status %s", need_id, kind, need.status)
+        return
+    need.status = new_status
+    if kind in ("need.matched", "need.reassigned"):
+        need.matched_organisation_id = str(organisation_id) if organisation_id else None
+        need.match_id = event.data.get("match_id")
     need.updated_at = datetime.now(UTC)
 
 
@@ -54,7 +82,11 @@ subscriptions = [
     Subscription(
         durable="needs-matches",
         stream="MATCHING",
-        subjects=["sa.matching.need.matched"],
-        handler=on_need_matched,
+        subjects=[
+            "sa.matching.need.matched",
+            "sa.matching.need.reassigned",
+            "sa.matching.service.delivered",
+        ],
+        handler=on_need_moved,
     )
 ]

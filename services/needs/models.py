@@ -62,6 +62,12 @@ class Need(NeedsTable, table=True):
     service_code: str = Field(max_length=60)
     urgency: int
     categories: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    # How much service: e.g. 20 hours a month for 6 months (from the assessment).
+    quantity: int | None = Field(default=None)
+    unit: str | None = Field(default=None, max_length=20)
+    period_months: int | None = Field(default=None)
+    assessment_id: str | None = Field(default=None, max_length=36, index=True)
+    status_reason: str | None = Field(default=None, max_length=500)
     status: str = Field(default="open", max_length=20, index=True)
     matched_organisation_id: str | None = Field(default=None, max_length=36)
     match_id: str | None = Field(default=None, max_length=36)

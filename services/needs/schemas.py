@@ -121,6 +121,26 @@ class RecipientPublic(BaseModel):
     updated_at: datetime
 
 
+class NeedItem(BaseModel):
+    """One service a person needs (需求项), as an assessment finds it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    service_code: str = Field(
+        min_length=1, max_length=60, description="Direct-service catalogue code"
+    )
+    urgency: int = Field(ge=1, le=4, description="1 (can wait) … 4 (immediate)")
+    quantity: int | None = Field(default=None, ge=1, le=10_000)
+    unit: Literal["hours", "sessions"] | None = None
+    period_months: int | None = Field(default=None, ge=1, le=36)
+
+
+class NeedCancel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=3, max_length=500)
+
+
 class NeedCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -140,7 +160,12 @@ class NeedPublic(BaseModel):
     service_code: str
     urgency: int
     categories: list[str]
+    quantity: int | None
+    unit: str | None
+    period_months: int | None
+    assessment_id: str | None
     status: str
+    status_reason: str | None
     matched_organisation_id: str | None
     created_at: datetime
     updated_at: datetime

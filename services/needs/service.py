@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from libs.common.auth import Principal, Role
 from libs.common.crypto import BlindIndex, FieldCipher, KeyRing
 from libs.common.db import Database
-from libs.common.errors import Conflict, Forbidden, InvalidInput, NotFound, invalid
+from libs.common.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound, invalid
 from libs.common.events import UnitOfWork
 from libs.common.policy import pack_for_region
 from libs.common.validators import CHINA_TZ, mask_resident_id
@@ -29,6 +29,7 @@ from services.needs.models import (
 from services.needs.schemas import (
     ConsentIn,
     NeedCreate,
+    NeedItem,
     PersonalDataPublic,
     RecipientCreate,
     RecipientPublic,
@@ -351,12 +352,20 @@ async def access_log(
     return rows, int(total)
 
 
-async def open_need(*, uow: UnitOfWork, data: NeedCreate, actor: Principal) -> Need:
-    recipient = await uow.session.get(Recipient, data.recipient_ref)
-    if recipient is None or not actor.covers(recipient.region_code):
-        raise invalid("body.recipient_ref", "no such recipient in your region")
+def add_need(
+    *,
+    uow: UnitOfWork,
+    recipient: Recipient,
+    item: NeedItem,
+    actor: Principal,
+    assessment_id: str | None = None,
+    field_path: str = "body.service_code",
+) -> Need:
+    """Open one need item (in the caller's transaction) and queue `need.opened`."""
     pack = pack_for_region(recipient.region_code)
-    errors = rules.service_errors(pack, data.service_code)
+    errors = [
+        FieldError(field_path, e.reason) for e in rules.service_errors(pack, item.service_code)
+    ]
     if errors:
         raise InvalidInput(
             detail="The service cannot be opened as a need; see `errors`.", errors=errors
@@ -366,9 +375,13 @@ async def open_need(*, uow: UnitOfWork, data: NeedCreate, actor: Principal) -> N
         id=str(uuid.uuid4()),
         recipient_ref=recipient.ref,
         region_code=recipient.region_code,
-        service_code=data.service_code,
-        urgency=data.urgency,
+        service_code=item.service_code,
+        urgency=item.urgency,
         categories=list(recipient.categories),
+        quantity=item.quantity,
+        unit=item.unit,
+        period_months=item.period_months,
+        assessment_id=assessment_id,
         status="open",
         created_by=actor.subject,
         created_at=now,
@@ -376,6 +389,40 @@ async def open_need(*, uow: UnitOfWork, data: NeedCreate, actor: Principal) -> N
     )
     uow.session.add(need)
     uow.emit(events.need_opened(need))
+    return need
+
+
+async def open_need(*, uow: UnitOfWork, data: NeedCreate, actor: Principal) -> Need:
+    recipient = await uow.session.get(Recipient, data.recipient_ref)
+    if recipient is None or not actor.covers(recipient.region_code):
+        raise invalid("body.recipient_ref", "no such recipient in your region")
+    need = add_need(
+        uow=uow,
+        recipient=recipient,
+        item=NeedItem(service_code=data.service_code, urgency=data.urgency),
+        actor=actor,
+    )
+    await uow.commit()
+    return need
+
+
+def cancel(uow: UnitOfWork, need: Need, reason: str) -> None:
+    """open/matched/in_service → cancelled, in the caller's transaction, with its event."""
+    rules.check_transition(need.status, "cancelled")
+    need.status = "cancelled"
+    need.status_reason = reason
+    need.updated_at = datetime.now(UTC)
+    uow.emit(events.need_cancelled(need))
+
+
+async def cancel_need(*, uow: UnitOfWork, need_id: str, reason: str, actor: Principal) -> Need:
+    need = await uow.session.get(Need, need_id)
+    if need is None or not actor.covers(need.region_code):
+        raise NotFound(detail=f"No need {need_id}.")
+    try:
+        cancel(uow, need, reason)
+    except rules.InvalidTransition as exc:
+        raise Conflict(detail=str(exc)) from exc
     await uow.commit()
     return need
 

@@ -1,4 +1,4 @@
 from libs.common.migrations import run_env
-from services.needs.models import metadata
+from services.needs.all_models import metadata
 
 run_env(metadata)

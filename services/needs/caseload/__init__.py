@@ -1,0 +1,1 @@
+"""Caseload per township and the staffing each province's pack requires."""
