@@ -143,10 +143,12 @@ class ServiceRuntime:
     async def start(self) -> None:
         await self.migrate()
         self._tasks.append(asyncio.create_task(self._start_events(), name=f"{self.name}-events"))
-        for job in self.jobs:
-            self._tasks.append(
-                asyncio.create_task(self._run_job(job), name=f"{self.name}-{job.name}")
-            )
+        # Background work (relay, consumers, jobs) can be switched off, e.g. in tests that
+        # drive each step themselves.
+        if self.settings.start_event_workers:
+            for job in self.jobs:
+                task = asyncio.create_task(self._run_job(job), name=f"{self.name}-{job.name}")
+                self._tasks.append(task)
 
     async def _run_job(self, job: PeriodicJob) -> None:
         while not self._stopping.is_set():

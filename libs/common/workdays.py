@@ -152,3 +152,25 @@ _DEFAULT = WorkdayCalendar()
 def default_calendar() -> WorkdayCalendar:
     """The calendar of `chinese-calendar` alone, without pack-supplied years."""
     return _DEFAULT
+
+
+def library_known_through() -> int:
+    """The last year whose official holidays and adjusted workdays the library knows.
+
+    Deadlines that reach past it raise `UnknownCalendarYear` until the State Council's
+    notice for the next year (usually issued in November) is supplied, by a library
+    release or a pack's `extra_*` dates. Services warn ahead of time (`calendar_warning`).
+    """
+    return max(d.year for d in chinese_calendar.holidays)
+
+
+def calendar_warning(today: dt.date, *, horizon_days: int = 45) -> str | None:
+    """A warning when deadlines counted from `today` may soon run past the known calendar."""
+    last = library_known_through()
+    if (today + dt.timedelta(days=horizon_days)).year <= last:
+        return None
+    return (
+        f"the PRC working-day calendar is known only through {last}: deadlines reaching "
+        f"{last + 1} will be refused (UnknownCalendarYear) until the State Council's {last + 1} "
+        f"holiday notice is supplied (upgrade chinese-calendar or add the dates to the pack)"
+    )

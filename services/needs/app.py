@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from libs.common.service import ServiceRuntime, create_service_app
 from libs.common.telemetry import Telemetry
+from libs.common.validators import CHINA_TZ
+from libs.common.workdays import calendar_warning
 from services.needs.all_models import metadata
 from services.needs.api import router
 from services.needs.assessments.api import router as assessments_router
 from services.needs.caseload.api import router as caseload_router
 from services.needs.events import subscriptions
+from services.needs.intake.api import router as intake_router
+from services.needs.intake.jobs import overdue_job
 from services.needs.models import event_tables
 from services.needs.service import PersonalData
 from services.needs.settings import NeedsSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -30,13 +37,17 @@ def create_app(
         tables=event_tables,
         migrations=MIGRATIONS,
         subscriptions=subscriptions,
+        jobs=[overdue_job],
         telemetry=telemetry,
     )
     app = create_service_app(
         runtime,
         title="Needs service",
         description="Recipients with protected personal data, assessments, need items, intake.",
-        routers=[router, assessments_router, caseload_router],
+        routers=[router, assessments_router, caseload_router, intake_router],
     )
     app.state.personal_data = PersonalData.from_settings(settings)
+    warning = calendar_warning(datetime.now(CHINA_TZ).date())
+    if warning:
+        log.warning("needs: %s", warning)
     return app

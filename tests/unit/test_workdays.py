@@ -160,3 +160,13 @@ def test_add_workdays_properties(start: date, n: int) -> None:
 @given(start=_KNOWN_DATES, n=st.integers(min_value=1, max_value=29))
 def test_add_workdays_is_monotonic(start: date, n: int) -> None:
     assert CAL.add_workdays(start, n) < CAL.add_workdays(start, n + 1)
+
+
+def test_calendar_warning_ahead_of_the_unknown_year() -> None:
+    from libs.common.workdays import calendar_warning, library_known_through
+
+    last = library_known_through()
+    assert last >= 2026
+    assert calendar_warning(date(last, 6, 1)) is None
+    warning = calendar_warning(date(last, 12, 1))
+    assert warning is not None and str(last + 1) in warning
