@@ -36,6 +36,7 @@ from bench.common import (
 # name → module; add new benchmark modules here.
 BENCHMARKS: dict[str, str] = {
     "events": "bench.bench_events",
+    "needs_import": "bench.bench_needs_import",
 }
 
 RunFn = Callable[[BenchContext], Awaitable[list[Figure]]]

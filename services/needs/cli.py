@@ -11,6 +11,16 @@ from libs.common.service_cli import service_cli
 app = service_cli("needs", help="Needs service: recipients, assessments, needs, intake, caseload")
 
 
+def _import_command() -> None:
+    # Registered lazily so `sa --help` does not import the importer (openpyxl, the ORM).
+    from services.needs.import_cli import import_file
+
+    app.command("import", help="Import recipients from CSV or XLSX (idempotent).")(import_file)
+
+
+_import_command()
+
+
 @app.command()
 def caseload(
     region: str = typer.Option(..., help="Region prefix (2–12 digits), e.g. 2201 or 330106"),

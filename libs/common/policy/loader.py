@@ -34,10 +34,18 @@ def _packs_root() -> Traversable:
 
 def available_packs() -> list[str]:
     """Province names with a packaged pack, sorted: ['hainan', 'jilin', 'zhejiang']."""
-    return sorted(
-        entry.name.removesuffix(".yaml")
-        for entry in _packs_root().iterdir()
-        if entry.is_file() and entry.name.endswith(".yaml")
+    return list(_packaged_names())
+
+
+@functools.cache
+def _packaged_names() -> tuple[str, ...]:
+    # Packs ship with the code: list the directory once, not on every request.
+    return tuple(
+        sorted(
+            entry.name.removesuffix(".yaml")
+            for entry in _packs_root().iterdir()
+            if entry.is_file() and entry.name.endswith(".yaml")
+        )
     )
 
 
@@ -56,7 +64,7 @@ def _parse(text: str, origin: str) -> dict[str, Any]:
 def _resolve(name_or_code: str) -> str:
     key = name_or_code.strip().lower()
     name = _PROVINCE_BY_CODE.get(key, key)
-    if name not in available_packs():
+    if name not in _packaged_names():
         raise LookupError(
             f"no policy pack for {name_or_code!r}; available: "
             + ", ".join(f"{n} ({PROVINCE_CODES.get(n, '?')})" for n in available_packs())
