@@ -12,6 +12,8 @@ from libs.common.service import RuntimeDep
 from services.needs import service
 from services.needs.schemas import (
     AccessRecordPublic,
+    ConsentPublic,
+    ConsentRecordIn,
     NeedCancel,
     NeedCreate,
     NeedPublic,
@@ -134,6 +136,27 @@ async def reveal_personal_data(
         return await service.reveal_personal_data(
             uow=uow, ref=ref, actor=actor, purpose=purpose, pd=pd
         )
+
+
+@router.post(
+    "/recipients/{ref}/consents",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ConsentPublic,
+    tags=["recipients"],
+)
+async def record_consent(
+    ref: str, body: ConsentRecordIn, runtime: RuntimeDep, actor: CaseWorker
+) -> ConsentPublic:
+    """Record consent given or withdrawn (a withdrawal is a new record; history stays)."""
+    async with runtime.unit_of_work() as uow:
+        record = await service.record_consent(uow=uow, ref=ref, data=body, actor=actor)
+    return ConsentPublic.model_validate(record)
+
+
+@router.get("/recipients/{ref}/consents", response_model=list[ConsentPublic], tags=["recipients"])
+async def list_consents(ref: str, runtime: RuntimeDep, actor: CaseWorker) -> list[ConsentPublic]:
+    rows = await service.consents(db=runtime.db, ref=ref, actor=actor)
+    return [ConsentPublic.model_validate(r) for r in rows]
 
 
 @router.get("/audit/personal-data", response_model=Page[AccessRecordPublic], tags=["audit"])

@@ -53,6 +53,24 @@ class RecipientCreate(BaseModel):
     consents: list[ConsentIn] = Field(default_factory=list, max_length=20)
 
 
+class ConsentRecordIn(ConsentIn):
+    """Record consent given, or withdrawn, after registration."""
+
+    given_by: Literal["recipient", "guardian"] = "recipient"
+
+
+class ConsentPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    purpose: str
+    basis: str
+    given: bool
+    given_by: str
+    recorded_by: str
+    recorded_at: datetime
+
+
 class RecipientUpdate(BaseModel):
     """Fields that may change; omitted fields stay as they are."""
 

@@ -28,6 +28,7 @@ from services.needs.models import (
 )
 from services.needs.schemas import (
     ConsentIn,
+    ConsentRecordIn,
     NeedCreate,
     NeedItem,
     PersonalDataPublic,
@@ -326,6 +327,45 @@ async def list_recipients(
         # JSON membership differs across databases; the page is cut after filtering.
         rows = [r for r in rows if category in r.categories]
     return rows[offset : offset + limit], len(rows)
+
+
+async def record_consent(
+    *, uow: UnitOfWork, ref: str, data: ConsentRecordIn, actor: Principal
+) -> ConsentRecord:
+    """Append a consent record; a withdrawal is a new record, never an edit of the old."""
+    recipient = await uow.session.get(Recipient, ref)
+    if recipient is None or not actor.covers(recipient.region_code):
+        raise NotFound(detail=f"No recipient {ref}.")
+    record = ConsentRecord(
+        id=str(uuid.uuid4()),
+        recipient_ref=ref,
+        purpose=data.purpose,
+        basis=data.basis,
+        given=data.given,
+        given_by=data.given_by,
+        recorded_by=actor.subject,
+        recorded_at=datetime.now(UTC),
+    )
+    uow.session.add(record)
+    await uow.commit()
+    return record
+
+
+async def consents(*, db: Database, ref: str, actor: Principal) -> list[ConsentRecord]:
+    await get_recipient(db=db, ref=ref, actor=actor)
+    async with db.session() as session:
+        rows = (
+            (
+                await session.execute(
+                    select(ConsentRecord)
+                    .where(ConsentRecord.recipient_ref == ref)
+                    .order_by(col(ConsentRecord.recorded_at), col(ConsentRecord.id))
+                )
+            )
+            .scalars()
+            .all()
+        )
+    return list(rows)
 
 
 async def access_log(

@@ -279,3 +279,38 @@ def test_region_scope_hides_recipients_outside_it(
     assert {item["ref"] for item in listed["items"]} == {
         r_ for r_, reg in refs.items() if reg.startswith(scope)
     }
+
+
+async def test_consent_given_and_withdrawn_are_both_kept(needs: Platform) -> None:
+    rec = await register(
+        needs, consents=[{"purpose": "share needs with service providers", "basis": "consent"}]
+    )
+    ref = rec["ref"]
+    r = await needs["needs"].post(
+        f"/recipients/{ref}/consents",
+        json={"purpose": "share needs with service providers", "given": False},
+        headers=PURCHASER,
+    )
+    assert r.status_code == 201, r.text
+    history = (await needs["needs"].get(f"/recipients/{ref}/consents", headers=PURCHASER)).json()
+    assert [(c["purpose"], c["given"]) for c in history] == [
+        ("share needs with service providers", True),
+        ("share needs with service providers", False),
+    ]
+    outside = await needs["needs"].get(
+        f"/recipients/{ref}/consents", headers=auth(Role.purchaser, region="330106")
+    )
+    assert outside.status_code == 404
+
+
+async def test_duplicate_registration_leaves_one_record(needs: Platform) -> None:
+    body = factories.recipient()
+    first = await needs["needs"].post("/recipients", json=body, headers=PURCHASER)
+    for variant in (body["id_number"].lower(), " " + body["id_number"] + " "):
+        again = await needs["needs"].post(
+            "/recipients", json={**body, "id_number": variant, "name": "别名"}, headers=PURCHASER
+        )
+        assert again.status_code == 409
+        assert again.json()["existing_ref"] == first.json()["ref"]
+    listing = (await needs["needs"].get("/recipients", headers=PURCHASER)).json()
+    assert listing["total"] == 1
