@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, TypeVar
+from collections.abc import Sequence
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query
 from pydantic import BaseModel
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 T = TypeVar("T")
 
@@ -32,3 +35,21 @@ class Page(BaseModel, Generic[T]):
     total: int
     limit: int
     offset: int
+
+    @classmethod
+    def of(cls, items: list[T], *, total: int, page: PageParams) -> Page[T]:
+        return cls(items=items, total=total, limit=page.limit, offset=page.offset)
+
+
+async def fetch_page(
+    session: AsyncSession,
+    query: Select[Any],
+    *,
+    order_by: Sequence[Any],
+    limit: int,
+    offset: int,
+) -> tuple[list[Any], int]:
+    """One page of `query` in a stable order, and how many rows match in all."""
+    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+    rows = (await session.execute(query.order_by(*order_by).limit(limit).offset(offset))).scalars()
+    return list(rows.all()), int(total)

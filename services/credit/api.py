@@ -56,9 +56,4 @@ async def list_blacklist(
         limit=page.limit,
         offset=page.offset,
     )
-    return Page(
-        items=[BlacklistPublic.model_validate(r) for r in rows],
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    return Page.of([BlacklistPublic.model_validate(r) for r in rows], total=total, page=page)

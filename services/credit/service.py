@@ -13,6 +13,7 @@ from libs.common.auth import Principal
 from libs.common.db import Database
 from libs.common.errors import Conflict, NotFound
 from libs.common.events import PermanentError, UnitOfWork
+from libs.common.pagination import fetch_page
 from libs.common.policy import pack_for_region
 from services.credit import events, rules
 from services.credit.models import AdmissionReview, BlacklistEntry, OrganisationRecord
@@ -134,18 +135,10 @@ async def list_blacklist(
             BlacklistEntry.ends_on > in_force_on, BlacklistEntry.starts_on <= in_force_on
         )
     async with db.session() as session:
-        total = (
-            await session.execute(select(func.count()).select_from(query.subquery()))
-        ).scalar_one()
-        rows = (
-            (
-                await session.execute(
-                    query.order_by(col(BlacklistEntry.created_at).desc(), BlacklistEntry.id)
-                    .limit(limit)
-                    .offset(offset)
-                )
-            )
-            .scalars()
-            .all()
+        return await fetch_page(
+            session,
+            query,
+            order_by=[col(BlacklistEntry.created_at).desc(), BlacklistEntry.id],
+            limit=limit,
+            offset=offset,
         )
-    return rows, int(total)

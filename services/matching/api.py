@@ -52,12 +52,7 @@ async def list_matches(
         limit=page.limit,
         offset=page.offset,
     )
-    return Page(
-        items=[MatchPublic.model_validate(m) for m in rows],
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    return Page.of([MatchPublic.model_validate(m) for m in rows], total=total, page=page)
 
 
 @router.get(

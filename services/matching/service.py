@@ -13,6 +13,7 @@ from libs.common.auth import Principal
 from libs.common.db import Database
 from libs.common.errors import NotFound
 from libs.common.events import UnitOfWork
+from libs.common.pagination import fetch_page
 from services.matching import events, rules
 from services.matching.models import AllocationRun, Match, NeedView, OrganisationView
 
@@ -135,21 +136,13 @@ async def list_matches(
     if organisation_id:
         query = query.where(Match.organisation_id == organisation_id)
     async with db.session() as session:
-        total = (
-            await session.execute(select(func.count()).select_from(query.subquery()))
-        ).scalar_one()
-        rows = (
-            (
-                await session.execute(
-                    query.order_by(col(Match.created_at).desc(), Match.id)
-                    .limit(limit)
-                    .offset(offset)
-                )
-            )
-            .scalars()
-            .all()
+        return await fetch_page(
+            session,
+            query,
+            order_by=[col(Match.created_at).desc(), Match.id],
+            limit=limit,
+            offset=offset,
         )
-    return rows, int(total)
 
 
 async def explain(*, db: Database, need_id: str, actor: Principal) -> tuple[NeedView, Match | None]:

@@ -80,12 +80,7 @@ async def list_recipients(
         limit=page.limit,
         offset=page.offset,
     )
-    return Page(
-        items=[service.masked(r, pd) for r in rows],
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    return Page.of([service.masked(r, pd) for r in rows], total=total, page=page)
 
 
 @router.patch("/recipients/{ref}", response_model=RecipientPublic, tags=["recipients"])
@@ -170,12 +165,7 @@ async def personal_data_access_log(
     rows, total = await service.access_log(
         db=runtime.db, recipient_ref=recipient_ref, limit=page.limit, offset=page.offset
     )
-    return Page(
-        items=[AccessRecordPublic.model_validate(r) for r in rows],
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    return Page.of([AccessRecordPublic.model_validate(r) for r in rows], total=total, page=page)
 
 
 @router.post(
@@ -221,9 +211,4 @@ async def list_needs(
         limit=page.limit,
         offset=page.offset,
     )
-    return Page(
-        items=[NeedPublic.model_validate(n) for n in rows],
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    return Page.of([NeedPublic.model_validate(n) for n in rows], total=total, page=page)

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
@@ -16,6 +15,7 @@ from libs.common.crypto import BlindIndex, FieldCipher, KeyRing
 from libs.common.db import Database
 from libs.common.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound, invalid
 from libs.common.events import UnitOfWork
+from libs.common.pagination import fetch_page
 from libs.common.policy import pack_for_region
 from libs.common.validators import CHINA_TZ, mask_resident_id
 from services.needs import events, rules
@@ -375,21 +375,13 @@ async def access_log(
     if recipient_ref:
         query = query.where(PersonalDataAccess.recipient_ref == recipient_ref)
     async with db.session() as session:
-        total = (
-            await session.execute(select(func.count()).select_from(query.subquery()))
-        ).scalar_one()
-        rows = (
-            (
-                await session.execute(
-                    query.order_by(col(PersonalDataAccess.accessed_at).desc())
-                    .limit(limit)
-                    .offset(offset)
-                )
-            )
-            .scalars()
-            .all()
+        return await fetch_page(
+            session,
+            query,
+            order_by=[col(PersonalDataAccess.accessed_at).desc()],
+            limit=limit,
+            offset=offset,
         )
-    return rows, int(total)
 
 
 def add_need(
@@ -491,16 +483,10 @@ async def list_needs(
     if status:
         query = query.where(Need.status == status)
     async with db.session() as session:
-        total = (
-            await session.execute(select(func.count()).select_from(query.subquery()))
-        ).scalar_one()
-        rows = (
-            (
-                await session.execute(
-                    query.order_by(col(Need.created_at), col(Need.id)).limit(limit).offset(offset)
-                )
-            )
-            .scalars()
-            .all()
+        return await fetch_page(
+            session,
+            query,
+            order_by=[col(Need.created_at), col(Need.id)],
+            limit=limit,
+            offset=offset,
         )
-    return rows, int(total)

@@ -55,9 +55,4 @@ async def list_organisations(
         limit=page.limit,
         offset=page.offset,
     )
-    return Page(
-        items=[OrganisationPublic.model_validate(o) for o in rows],
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    return Page.of([OrganisationPublic.model_validate(o) for o in rows], total=total, page=page)

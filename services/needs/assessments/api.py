@@ -53,9 +53,4 @@ async def list_assessments(
         limit=page.limit,
         offset=page.offset,
     )
-    return Page(
-        items=[AssessmentPublic.model_validate(a) for a in rows],
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    return Page.of([AssessmentPublic.model_validate(a) for a in rows], total=total, page=page)

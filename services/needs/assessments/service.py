@@ -6,13 +6,13 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
-from sqlalchemy import func
 from sqlmodel import col, select
 
 from libs.common.auth import Principal
 from libs.common.db import Database
 from libs.common.errors import FieldError, InvalidInput, NotFound
 from libs.common.events import UnitOfWork
+from libs.common.pagination import fetch_page
 from libs.common.policy import pack_for_region
 from libs.common.validators import CHINA_TZ
 from services.needs import rules
@@ -166,18 +166,10 @@ async def list_assessments(
     if due_before:
         query = query.where(col(Assessment.reassessment_due_on) <= due_before)
     async with db.session() as session:
-        total = (
-            await session.execute(select(func.count()).select_from(query.subquery()))
-        ).scalar_one()
-        rows = (
-            (
-                await session.execute(
-                    query.order_by(col(Assessment.assessed_on).desc(), col(Assessment.id))
-                    .limit(limit)
-                    .offset(offset)
-                )
-            )
-            .scalars()
-            .all()
+        return await fetch_page(
+            session,
+            query,
+            order_by=[col(Assessment.assessed_on).desc(), col(Assessment.id)],
+            limit=limit,
+            offset=offset,
         )
-    return rows, int(total)

@@ -80,11 +80,8 @@ async def list_intakes(
         limit=page.limit,
         offset=page.offset,
     )
-    return Page(
-        items=[service.to_public(i, cipher=cipher, today=today) for i in rows],
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
+    return Page.of(
+        [service.to_public(i, cipher=cipher, today=today) for i in rows], total=total, page=page
     )
 
 

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
-from sqlalchemy import and_, func, not_, update
+from sqlalchemy import and_, not_, update
 from sqlmodel import col, select
 
 from libs.common.auth import Principal
@@ -21,6 +21,7 @@ from libs.common.crypto import FieldCipher
 from libs.common.db import Database
 from libs.common.errors import Conflict, FieldError, InvalidInput, NotFound, invalid
 from libs.common.events import UnitOfWork
+from libs.common.pagination import fetch_page
 from libs.common.policy import pack_for_region
 from libs.common.validators import CHINA_TZ
 from libs.common.workdays import UnknownCalendarYear, WorkdayCalendar, default_calendar
@@ -218,21 +219,13 @@ async def list_intakes(
     elif overdue is False:
         query = query.where(not_(late))
     async with db.session() as session:
-        total = (
-            await session.execute(select(func.count()).select_from(query.subquery()))
-        ).scalar_one()
-        rows = (
-            (
-                await session.execute(
-                    query.order_by(col(Intake.due_on), col(Intake.created_at), col(Intake.id))
-                    .limit(limit)
-                    .offset(offset)
-                )
-            )
-            .scalars()
-            .all()
+        return await fetch_page(
+            session,
+            query,
+            order_by=[col(Intake.due_on), col(Intake.created_at), col(Intake.id)],
+            limit=limit,
+            offset=offset,
         )
-    return rows, int(total)
 
 
 async def _open_intake_for_update(uow: UnitOfWork, intake_id: str, actor: Principal) -> Intake:
