@@ -37,6 +37,7 @@ from bench.common import (
 BENCHMARKS: dict[str, str] = {
     "events": "bench.bench_events",
     "needs_import": "bench.bench_needs_import",
+    "needs_http": "bench.bench_needs_http",
 }
 
 RunFn = Callable[[BenchContext], Awaitable[list[Figure]]]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -136,6 +137,7 @@ class TokenVerifier:
 
     def __init__(self, config: AuthConfig) -> None:
         self.config = config
+        self._cache: dict[str, tuple[Principal, float]] = {}
         self._jwks_client: jwt.PyJWKClient | None = None
         if config.jwks_url:
             asymmetric = tuple(a for a in config.algorithms if not a.upper().startswith("HS"))
@@ -162,10 +164,25 @@ class TokenVerifier:
         """True when verification may fetch keys over the network (blocking I/O)."""
         return self._jwks_client is not None
 
+    # Verified tokens are remembered until they expire: a client sends the same token with
+    # every request, and checking its signature each time costs more than the request.
+    CACHE_SIZE = 4096
+
     def verify(self, token: str) -> Principal:
         """Verify signature, expiry, issuer and audience, then read the platform claims."""
+        cache = self._cache
+        hit = cache.get(token)
+        if hit is not None:
+            principal, expires_at = hit
+            if time.time() < expires_at:
+                return principal
+            del cache[token]
         claims = self._decode(token)
-        return self._principal_from_claims(claims)
+        principal = self._principal_from_claims(claims)
+        if len(cache) >= self.CACHE_SIZE:
+            cache.pop(next(iter(cache)))  # the oldest entry (dicts keep insertion order)
+        cache[token] = (principal, float(claims["exp"]))
+        return principal
 
     def _signing_key(self, token: str) -> Any:
         if self._jwks_client is None:

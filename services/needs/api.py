@@ -29,7 +29,7 @@ router = APIRouter()
 CaseWorker = Annotated[Principal, Depends(require_roles(Role.operator, Role.purchaser))]
 
 
-def personal_data(request: Request) -> service.PersonalData:
+async def personal_data(request: Request) -> service.PersonalData:
     pd: service.PersonalData = request.app.state.personal_data
     return pd
 

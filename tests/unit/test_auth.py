@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -535,3 +536,24 @@ def test_cli_mounts_as_sa_token(runner: CliRunner) -> None:
     result = runner.invoke(root, ["token", "mint", "--role", "evaluator"])
     assert result.exit_code == 0, result.output
     assert dev_verifier().verify(result.stdout.strip()).role is Role.evaluator
+
+
+def test_verified_tokens_are_cached_until_they_expire() -> None:
+    verifier = TokenVerifier(AuthConfig(secret="s" * 32))
+    now = datetime.now(UTC)
+    token = mint_token(secret="s" * 32, subject="u", role="operator", ttl_seconds=60, now=now)
+    first = verifier.verify(token)
+    assert verifier.verify(token) is first  # served from the cache
+    expired = mint_token(
+        secret="s" * 32,
+        subject="old",
+        role="operator",
+        ttl_seconds=1,
+        now=now - timedelta(seconds=120),
+    )
+    with pytest.raises(Unauthorized):
+        verifier.verify(expired)
+    verifier._cache[expired] = (first, time.time() - 1)  # a stale entry is never served
+    with pytest.raises(Unauthorized):
+        verifier.verify(expired)
+    assert expired not in verifier._cache

@@ -178,6 +178,9 @@ class OutboxRelay:
     async def run(self) -> None:
         backoff = self.poll_interval
         while not self._stopping:
+            # Clear before reading the outbox: a commit that lands while we publish sets the
+            # flag again, so its events go out at once instead of after a full poll.
+            self._wake.clear()
             try:
                 published = await self.publish_pending()
                 backoff = self.poll_interval
@@ -189,7 +192,6 @@ class OutboxRelay:
                 backoff = min(backoff * 2, 10.0)
             if published >= self.batch_size:
                 continue  # more may be waiting
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=backoff)
 
