@@ -172,5 +172,5 @@ def calendar_warning(today: dt.date, *, horizon_days: int = 45) -> str | None:
     return (
         f"the PRC working-day calendar is known only through {last}: deadlines reaching "
         f"{last + 1} will be refused (UnknownCalendarYear) until the State Council's {last + 1} "
-        f"holiday notice is supplied (upgrade chinese-calendar or add the dates to the pack)"
+        f"holiday notice is supplied (upgrade chinese-calendar or set the pack's holiday_calendar)"
     )

@@ -540,3 +540,57 @@ def test_load_pack_file_rejects_non_mappings(tmp_path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8")
     with pytest.raises(PolicyPackError, match=re.escape("bad.yaml")):
         load_pack_file(path)
+
+
+# A holiday list for a year the working-day library does not know. Test data shaped like the
+# State Council's notice (not the real 2027 notice, which was not available when written).
+NOTICE = "国办发明电〔2026〕99号"
+CALENDAR_2027 = {
+    "years": [2027],
+    "holidays": ["2027-01-01"],
+    "workdays": ["2027-01-09"],  # a Saturday worked in exchange
+    "source": {"doc": NOTICE, "section": "一"},
+}
+
+
+def with_calendar(calendar: dict[str, Any]) -> dict[str, Any]:
+    data = raw("jilin")
+    data["sources"] = [*data["sources"], NOTICE]
+    data["documents"] = [
+        *data.get("documents", []),
+        {
+            "doc": NOTICE,
+            "title_zh": "国务院办公厅关于2027年部分节假日安排的通知",
+            "issuer_zh": "国务院办公厅",
+        },
+    ]
+    data["holiday_calendar"] = calendar
+    return data
+
+
+def test_pack_holiday_calendar_extends_deadlines_into_an_unknown_year() -> None:
+    from datetime import date
+
+    from libs.common.policy import calendar_for
+    from libs.common.workdays import UnknownCalendarYear
+
+    plain = calendar_for(load_pack("jilin"))
+    with pytest.raises(UnknownCalendarYear):
+        plain.add_workdays(date(2026, 12, 30), 3)
+    pack = validate_pack(with_calendar(CALENDAR_2027))
+    extended = calendar_for(pack.model_copy(update={"version": "2099.1"}))
+    # Thu 12-31 is day 1; Fri 2027-01-01 is a holiday; Mon 01-04 day 2, Tue 01-05 day 3.
+    assert extended.add_workdays(date(2026, 12, 30), 3) == date(2027, 1, 5)
+    assert extended.is_workday(date(2027, 1, 9)) and not extended.is_workday(date(2027, 1, 1))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"holidays": ["2028-01-01"]}, "outside the listed years"),
+        ({"workdays": ["2027-01-01"]}, "both holiday and working day"),
+    ],
+)
+def test_pack_holiday_calendar_is_validated(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        validate_pack(with_calendar({**CALENDAR_2027, **change}))

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from libs.common.policy.schema import PROVINCE_CODES, PolicyPack, validate_pack
+from libs.common.workdays import WorkdayCalendar, default_calendar
 
 _PACKS_DIR = "packs"
 _PROVINCE_BY_CODE = {code: name for name, code in PROVINCE_CODES.items()}
@@ -113,3 +114,26 @@ def load_pack_file(path: str | Path) -> PolicyPack:
     """Validate a pack file from disk (not cached), e.g. a draft before it is packaged."""
     file = Path(path)
     return validate_pack(_parse(file.read_text(encoding="utf-8"), str(file)))
+
+
+_CALENDARS: dict[tuple[str, str], WorkdayCalendar] = {}
+
+
+def calendar_for(pack: PolicyPack) -> WorkdayCalendar:
+    """The PRC working-day calendar for deadlines under `pack`: the library's official
+    calendar, extended by the pack's `holiday_calendar` for years the library lacks."""
+    key = (pack.province, pack.version)
+    calendar = _CALENDARS.get(key)
+    if calendar is None:
+        extra = pack.holiday_calendar
+        calendar = (
+            WorkdayCalendar(
+                extra_holidays=frozenset(extra.holidays),
+                extra_workdays=frozenset(extra.workdays),
+                extra_years=frozenset(extra.years),
+            )
+            if extra is not None
+            else default_calendar()
+        )
+        _CALENDARS[key] = calendar
+    return calendar

@@ -591,6 +591,28 @@ def _iter_citations(value: Any, path: str) -> Iterator[tuple[str, Citation]]:
             yield from _iter_citations(item, f"{path}.{key}")
 
 
+class HolidayCalendar(_Model):
+    """Official holidays (放假) and adjusted working days (调休上班) for years the working-day
+    library does not know yet, from the State Council's annual notice
+    (国务院办公厅关于某年部分节假日安排的通知). Deadlines in those years count by this list;
+    in years neither knows they are refused, never guessed."""
+
+    years: list[int] = Field(min_length=1)
+    holidays: list[date] = Field(default_factory=list)
+    workdays: list[date] = Field(default_factory=list)
+    source: Citation
+
+    @model_validator(mode="after")
+    def _dates_in_years(self) -> HolidayCalendar:
+        stray = sorted(d for d in (*self.holidays, *self.workdays) if d.year not in self.years)
+        if stray:
+            raise ValueError(f"dates outside the listed years: {', '.join(map(str, stray))}")
+        both = sorted(set(self.holidays) & set(self.workdays))
+        if both:
+            raise ValueError(f"dates both holiday and working day: {', '.join(map(str, both))}")
+        return self
+
+
 class PolicyPack(_Model):
     """One province's rules, versioned (e.g. 2026.1) and validated at load."""
 
@@ -616,6 +638,7 @@ class PolicyPack(_Model):
     admission_conditions: list[AdmissionCondition] = Field(min_length=1)
     time_limits: TimeLimits
     training: TrainingRule | None = None
+    holiday_calendar: HolidayCalendar | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> PolicyPack:

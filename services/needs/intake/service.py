@@ -22,9 +22,9 @@ from libs.common.db import Database
 from libs.common.errors import Conflict, FieldError, InvalidInput, NotFound, invalid
 from libs.common.events import UnitOfWork
 from libs.common.pagination import fetch_page
-from libs.common.policy import pack_for_region
+from libs.common.policy import calendar_for, pack_for_region
 from libs.common.validators import CHINA_TZ
-from libs.common.workdays import UnknownCalendarYear, WorkdayCalendar, default_calendar
+from libs.common.workdays import UnknownCalendarYear, WorkdayCalendar
 from services.needs import rules
 from services.needs.intake import events
 from services.needs.intake.models import Intake
@@ -135,7 +135,7 @@ async def receive_intake(
         raise invalid("body.received_on", f"{received_on} is after today ({today}) in China")
     try:
         due_on = rules.intake_due(
-            pack, received_on=received_on, calendar=calendar or default_calendar()
+            pack, received_on=received_on, calendar=calendar or calendar_for(pack)
         )
     except UnknownCalendarYear as exc:
         # Never a weekday guess: a wrong due date makes an intake overdue (or not) for a
