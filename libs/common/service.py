@@ -24,6 +24,7 @@ from libs.common.db import Database
 from libs.common.errors import install_error_handlers
 from libs.common.events.bus import EventBus
 from libs.common.events.consumer import ConsumerWorker, MaxDeliveriesWatcher, Subscription
+from libs.common.events.group import GroupCommitter
 from libs.common.events.outbox import EventTables, OutboxRelay
 from libs.common.events.uow import UnitOfWork
 from libs.common.migrations import upgrade_to_head
@@ -127,6 +128,8 @@ class ServiceRuntime:
             )
         )
         self.jobs = list(jobs)
+        # Hot write paths submit here to share transactions under concurrent load.
+        self.group = GroupCommitter(self.unit_of_work)
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopping = asyncio.Event()
         self.events_ready = asyncio.Event()
@@ -220,6 +223,7 @@ class ServiceRuntime:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         self._tasks.clear()
+        await self.group.close()
         await self.bus.close()
         await self.db.dispose()
         if self._owns_telemetry:

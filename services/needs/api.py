@@ -173,8 +173,11 @@ async def personal_data_access_log(
 )
 async def open_need(body: NeedCreate, runtime: RuntimeDep, actor: CaseWorker) -> NeedPublic:
     """Open a need item for a direct service; matching receives `sa.needs.need.opened`."""
-    async with runtime.unit_of_work() as uow:
-        need = await service.open_need(uow=uow, data=body, actor=actor)
+    # Concurrent openings share one transaction (group commit); each is answered only
+    # after that commit, and one that fails rolls back alone.
+    need = await runtime.group.submit(
+        lambda uow: service.open_need_in(uow=uow, data=body, actor=actor)
+    )
     return NeedPublic.model_validate(need)
 
 

@@ -424,16 +424,21 @@ def add_need(
     return need
 
 
-async def open_need(*, uow: UnitOfWork, data: NeedCreate, actor: Principal) -> Need:
+async def open_need_in(*, uow: UnitOfWork, data: NeedCreate, actor: Principal) -> Need:
+    """Open a need item inside the caller's transaction (e.g. a group commit)."""
     recipient = await uow.session.get(Recipient, data.recipient_ref)
     if recipient is None or not actor.covers(recipient.region_code):
         raise invalid("body.recipient_ref", "no such recipient in your region")
-    need = add_need(
+    return add_need(
         uow=uow,
         recipient=recipient,
         item=NeedItem(service_code=data.service_code, urgency=data.urgency),
         actor=actor,
     )
+
+
+async def open_need(*, uow: UnitOfWork, data: NeedCreate, actor: Principal) -> Need:
+    need = await open_need_in(uow=uow, data=data, actor=actor)
     await uow.commit()
     return need
 

@@ -220,3 +220,32 @@ async def test_caseload_cli_report(needs: Platform) -> None:
     assert "330106001" in result.output and "dibao 2" in result.output
     bad = await asyncio.to_thread(CliRunner().invoke, app, ["caseload", "--region", "x"])
     assert bad.exit_code != 0
+
+
+async def test_concurrent_need_openings_share_transactions_and_fail_alone(needs: Platform) -> None:
+    import asyncio
+
+    refs = [await recipient(needs) for _ in range(5)]
+    bodies = [
+        {"recipient_ref": refs[i % 5], "service_code": "care", "urgency": 2} for i in range(60)
+    ]
+    bodies += [{"recipient_ref": "no-such-ref", "service_code": "care", "urgency": 2}] * 10
+    bodies += [{"recipient_ref": refs[0], "service_code": "means_survey", "urgency": 2}] * 10
+    responses = await asyncio.gather(
+        *(needs["needs"].post("/needs", json=b, headers=PURCHASER) for b in bodies)
+    )
+    codes = [r.status_code for r in responses]
+    assert codes.count(201) == 60 and codes.count(422) == 20
+    group = needs.runtime("needs").group
+    assert group.operations == 60
+    assert group.batches < 60  # they really shared transactions
+    listing = (await needs["needs"].get("/needs", params={"limit": 500}, headers=PURCHASER)).json()
+    assert listing["total"] == 60
+    assert {r.json()["id"] for r in responses if r.status_code == 201} == {
+        n["id"] for n in listing["items"]
+    }
+    runtime = needs.runtime("needs")
+    while await runtime.relay.publish_pending():
+        pass
+    info = await runtime.bus.js.stream_info("NEEDS")
+    assert info.state.messages == 60  # one event per need opened, none for the refused
