@@ -33,6 +33,7 @@ from opentelemetry.metrics import get_meter
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, DEFAULT_ON
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from sqlalchemy.engine import Engine
@@ -118,7 +119,12 @@ def setup_telemetry(
     # Explicit attributes win over OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES, which is what
     # keeps services apart when they share a process (and its environment).
     resource = Resource.create({SERVICE_NAME: service_name})
-    provider = TracerProvider(resource=resource)
+    # With no exporter and no processor nobody would receive a span: sample nothing, so the
+    # instrumentation makes cheap non-recording spans (trace context still propagates).
+    nothing_listens = exporter == "none" and not extra_processors
+    provider = TracerProvider(
+        resource=resource, sampler=ALWAYS_OFF if nothing_listens else DEFAULT_ON
+    )
     if exporter == "console":
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
     elif exporter == "otlp":

@@ -406,3 +406,16 @@ def test_otlp_exporter_is_installed_and_exports_over_http() -> None:
     finally:
         server.shutdown()
     assert received and b"otlp-probe" in received[0]
+
+
+def test_spans_are_not_recorded_when_nothing_would_receive_them() -> None:
+    silent = setup_telemetry("needs")  # exporter "none", no processor
+    with silent.tracer.start_as_current_span("x") as span:
+        assert not span.is_recording()
+        # Trace context still flows to the next hop.
+        assert current_traceparent()["traceparent"].startswith("00-")
+    listened = setup_telemetry(
+        "needs", extra_processors=[SimpleSpanProcessor(InMemorySpanExporter())]
+    )
+    with listened.tracer.start_as_current_span("y") as span:
+        assert span.is_recording()
