@@ -24,58 +24,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
+from sqlalchemy import func, select
 
-from libs.common.db import Database, make_registry
+from bench.bench_events import effect, make_event, metadata, state, tables
+from libs.common.db import Database
 from libs.common.events import (
     ConsumerWorker,
     Event,
     EventBus,
-    EventTables,
     OutboxRelay,
     Subscription,
     UnitOfWork,
-    new_event,
 )
 
 TXN_SIZE = 500
 FETCH_BATCH = 256
 DURABLE = "bench-pipeline"
 
-registry = make_registry()
-metadata: MetaData = registry.metadata
-tables = EventTables.define(metadata)
-state = Table(
-    "bench_state",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("need_id", String(64), nullable=False),
-    Column("urgency", Integer, nullable=False),
-)
-effect = Table(
-    "bench_effect",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("event_id", String(64), nullable=False),
-    Column("urgency", Integer, nullable=False),
-)
-
-
-def _event(seq: int) -> Event:
-    return new_event(
-        service="needs",
-        entity="need",
-        verb="opened",
-        subject=f"need-{seq}",
-        data={
-            "need_id": f"need-{seq}",
-            "recipient_ref": f"ref-{seq:032d}",
-            "region_code": "220102001001",
-            "service_code": "care",
-            "urgency": 1 + seq % 4,
-            "categories": ["tekun"],
-        },
-    )
+# The same tables and events as the in-process pipeline figures (bench_events), so the
+# one- and two-process results measure the same work.
+_event = make_event
 
 
 async def _open(db_url: str, nats_url: str, name: str) -> tuple[Database, EventBus]:
@@ -98,7 +66,7 @@ async def produce(db_url: str, nats_url: str, n: int) -> dict[str, Any]:
         async with UnitOfWork(db=db, tables=tables, on_commit=relay.notify) as uow:
             await uow.session.execute(
                 state.insert(),
-                [{"need_id": e.data["need_id"], "urgency": e.data["urgency"]} for e in events],
+                [{"need_id": e.data["need_id"], "seq": e.data["seq"]} for e in events],
             )
             for e in events:
                 uow.emit(e)
@@ -117,14 +85,12 @@ async def produce(db_url: str, nats_url: str, n: int) -> dict[str, Any]:
 async def _effects_batch(uow: UnitOfWork, events: Sequence[Event]) -> None:
     if events:
         await uow.session.execute(
-            effect.insert(), [{"event_id": e.id, "urgency": e.data["urgency"]} for e in events]
+            effect.insert(), [{"event_id": e.id, "seq": e.data["seq"]} for e in events]
         )
 
 
 async def _effect_one(uow: UnitOfWork, event: Event) -> None:
-    await uow.session.execute(
-        effect.insert().values(event_id=event.id, urgency=event.data["urgency"])
-    )
+    await uow.session.execute(effect.insert().values(event_id=event.id, seq=event.data["seq"]))
 
 
 async def consume(db_url: str, nats_url: str, n: int, *, per_event: bool) -> dict[str, Any]:
