@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from libs.common.auth import Principal, Role
@@ -167,13 +168,20 @@ def _duplicate(existing: Recipient, actor: Principal) -> Conflict:
     return Conflict(detail="This person is already registered.", extra=extra)
 
 
-async def get_recipient(*, db: Database, ref: str, actor: Principal) -> Recipient:
-    async with db.session() as session:
-        recipient = await session.get(Recipient, ref)
-    # Out of scope reads as absent, so existence does not leak across regions.
+async def visible_recipient(session: AsyncSession, ref: str, actor: Principal) -> Recipient:
+    """The recipient, or 404 when absent or outside the caller's region.
+
+    Out of scope reads as absent, so existence does not leak across regions.
+    """
+    recipient = await session.get(Recipient, ref)
     if recipient is None or not actor.covers(recipient.region_code):
         raise NotFound(detail=f"No recipient {ref}.")
     return recipient
+
+
+async def get_recipient(*, db: Database, ref: str, actor: Principal) -> Recipient:
+    async with db.session() as session:
+        return await visible_recipient(session, ref, actor)
 
 
 # Who may see unmasked personal data, always with a stated purpose and an audit record:
@@ -188,9 +196,7 @@ async def reveal_personal_data(
     """Unmasked identifiers for a stated purpose; the audit record commits with the read."""
     if actor.role not in REVEAL_ROLES:
         raise Forbidden(detail="Your role may not see unmasked personal data.")
-    recipient = await uow.session.get(Recipient, ref)
-    if recipient is None or not actor.covers(recipient.region_code):
-        raise NotFound(detail=f"No recipient {ref}.")
+    recipient = await visible_recipient(uow.session, ref, actor)
     access = PersonalDataAccess(
         id=str(uuid.uuid4()),
         recipient_ref=ref,
@@ -222,9 +228,7 @@ async def update_recipient(
     *, uow: UnitOfWork, ref: str, data: RecipientUpdate, actor: Principal, pd: PersonalData
 ) -> Recipient:
     """Apply the given changes; every changed field is kept in the history."""
-    recipient = await uow.session.get(Recipient, ref)
-    if recipient is None or not actor.covers(recipient.region_code):
-        raise NotFound(detail=f"No recipient {ref}.")
+    recipient = await visible_recipient(uow.session, ref, actor)
     changes = data.model_dump(exclude_unset=True)
     if "region_code" in changes:
         actor.require_region(changes["region_code"])  # may not move someone out of reach
@@ -282,20 +286,14 @@ def _text(value: object) -> str | None:
 
 
 async def recipient_history(*, db: Database, ref: str, actor: Principal) -> list[RecipientChange]:
-    await get_recipient(db=db, ref=ref, actor=actor)
     async with db.session() as session:
-        rows = (
-            (
-                await session.execute(
-                    select(RecipientChange)
-                    .where(RecipientChange.recipient_ref == ref)
-                    .order_by(col(RecipientChange.version), col(RecipientChange.field_name))
-                )
-            )
-            .scalars()
-            .all()
+        await visible_recipient(session, ref, actor)
+        result = await session.execute(
+            select(RecipientChange)
+            .where(RecipientChange.recipient_ref == ref)
+            .order_by(col(RecipientChange.version), col(RecipientChange.field_name))
         )
-    return list(rows)
+        return list(result.scalars().all())
 
 
 async def list_recipients(
@@ -333,9 +331,7 @@ async def record_consent(
     *, uow: UnitOfWork, ref: str, data: ConsentRecordIn, actor: Principal
 ) -> ConsentRecord:
     """Append a consent record; a withdrawal is a new record, never an edit of the old."""
-    recipient = await uow.session.get(Recipient, ref)
-    if recipient is None or not actor.covers(recipient.region_code):
-        raise NotFound(detail=f"No recipient {ref}.")
+    await visible_recipient(uow.session, ref, actor)
     record = ConsentRecord(
         id=str(uuid.uuid4()),
         recipient_ref=ref,
@@ -352,20 +348,14 @@ async def record_consent(
 
 
 async def consents(*, db: Database, ref: str, actor: Principal) -> list[ConsentRecord]:
-    await get_recipient(db=db, ref=ref, actor=actor)
     async with db.session() as session:
-        rows = (
-            (
-                await session.execute(
-                    select(ConsentRecord)
-                    .where(ConsentRecord.recipient_ref == ref)
-                    .order_by(col(ConsentRecord.recorded_at), col(ConsentRecord.id))
-                )
-            )
-            .scalars()
-            .all()
+        await visible_recipient(session, ref, actor)
+        result = await session.execute(
+            select(ConsentRecord)
+            .where(ConsentRecord.recipient_ref == ref)
+            .order_by(col(ConsentRecord.recorded_at), col(ConsentRecord.id))
         )
-    return list(rows)
+        return list(result.scalars().all())
 
 
 async def access_log(
