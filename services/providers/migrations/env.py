@@ -1,4 +1,4 @@
 from libs.common.migrations import run_env
-from services.providers.models import metadata
+from services.providers.all_models import metadata
 
 run_env(metadata)
