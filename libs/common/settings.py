@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Kept here (not in auth.py) so settings import nothing heavy; auth re-checks the same value.
 DEV_JWT_SECRET = "dev-only-insecure-secret-change-me"
 DEV_DATA_KEY = "ZGV2LW9ubHktaW5zZWN1cmUtZGF0YS1rZXktMzJieXQ="  # base64 of 32 bytes, dev only
+DEV_DATA_KEYS = f"dev1:{DEV_DATA_KEY}"  # the keyring form of the dev key: "id:base64"
 DEV_BLIND_INDEX_KEY = "ZGV2LW9ubHktaW5zZWN1cmUtYmxpbmQtaW5kZXgta2V5"
 
 VAR_DIR = Path("var")

@@ -3,9 +3,7 @@
 from pydantic import model_validator
 from pydantic_settings import SettingsConfigDict
 
-from libs.common.settings import DEV_BLIND_INDEX_KEY, DEV_DATA_KEY, ServiceSettings
-
-DEV_DATA_KEYS = f"dev1:{DEV_DATA_KEY}"
+from libs.common.settings import DEV_BLIND_INDEX_KEY, DEV_DATA_KEY, DEV_DATA_KEYS, ServiceSettings
 
 
 class NeedsSettings(ServiceSettings):
