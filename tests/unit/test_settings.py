@@ -20,8 +20,15 @@ def test_production_refuses_default_jwt_secret_and_sqlite() -> None:
     with pytest.raises(ValidationError) as err:
         ProvidersSettings(environment="production")
     assert "jwt_secret" in str(err.value) and "database_url" in str(err.value)
-    ok = ProvidersSettings(environment="production", jwt_secret="x" * 40, database_url=PG)
+    ok = ProvidersSettings(
+        environment="production",
+        jwt_secret="x" * 40,
+        database_url=PG,
+        data_keys=f"k1:{generate_key()}",
+    )
     assert ok.environment == "production"
+    with pytest.raises(ValidationError, match="data_keys"):  # experts' contacts need real keys
+        ProvidersSettings(environment="production", jwt_secret="x" * 40, database_url=PG)
 
 
 def test_production_refuses_development_data_keys(monkeypatch: pytest.MonkeyPatch) -> None:
