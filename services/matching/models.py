@@ -33,6 +33,18 @@ class OrganisationView(MatchingTable, table=True):
     capacities: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     status: str = Field(default="unknown", max_length=20, index=True)
     status_version: int = Field(default=0)
+    uscc: str | None = Field(default=None, max_length=18, index=True)
+    name: str | None = Field(default=None, max_length=200)
+    kind: str | None = Field(default=None, max_length=50)
+    qualifications: dict[str, bool] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
+    )
+    # From credit: score (0–100) and grade (`sa.credit.score.changed`), and the average
+    # recipients' satisfaction of recent evaluations (0–1), used as selection weights.
+    credit_score: float | None = Field(default=None)
+    credit_grade: str | None = Field(default=None, max_length=10)
+    score_version: int = Field(default=0)
+    satisfaction: float | None = Field(default=None)
     updated_at: datetime = Field(sa_type=DateTime(timezone=True))
 
 
@@ -59,7 +71,10 @@ class Match(MatchingTable, table=True):
 
     id: str = Field(primary_key=True, max_length=36)
     need_id: str = Field(max_length=36, unique=True)
-    organisation_id: str = Field(max_length=36, index=True)
+    # Exactly one of organisation_id (under contract_id) and resource_id (a charity resource).
+    organisation_id: str | None = Field(default=None, max_length=36, index=True)
+    contract_id: str | None = Field(default=None, max_length=36, index=True)
+    resource_id: str | None = Field(default=None, max_length=36, index=True)
     recipient_ref: str = Field(max_length=36)
     region_code: str = Field(max_length=12)
     service_code: str = Field(max_length=60)
@@ -68,6 +83,9 @@ class Match(MatchingTable, table=True):
     explanation: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     run_id: str = Field(max_length=36, index=True)
     created_at: datetime = Field(sa_type=DateTime(timezone=True))
+    # active | ended (need closed) | replaced (taken over by another match)
+    state: str = Field(default="active", max_length=20, index=True)
+    ended_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 
 
 class AllocationRun(MatchingTable, table=True):

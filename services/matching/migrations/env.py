@@ -1,4 +1,4 @@
 from libs.common.migrations import run_env
-from services.matching.models import metadata
+from services.matching.all_models import metadata
 
 run_env(metadata)
