@@ -8,10 +8,18 @@ from fastapi import FastAPI
 
 from libs.common.service import ServiceRuntime, create_service_app
 from libs.common.telemetry import Telemetry
+from services.matching.all_models import metadata
 from services.matching.api import router
+from services.matching.contracts import api as contracts_api
+from services.matching.contracts import events as contracts_events
+from services.matching.evaluation import api as evaluation_api
+from services.matching.evaluation import events as evaluation_events
 from services.matching.events import subscriptions
-from services.matching.models import event_tables, metadata
+from services.matching.library import events as library_events
+from services.matching.models import event_tables
 from services.matching.settings import MatchingSettings
+from services.matching.tenders import api as tenders_api
+from services.matching.tenders import events as tenders_events
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -24,12 +32,18 @@ def create_app(
         metadata=metadata,
         tables=event_tables,
         migrations=MIGRATIONS,
-        subscriptions=subscriptions,
+        subscriptions=[
+            *subscriptions,
+            *library_events.subscriptions,
+            *tenders_events.subscriptions,
+            *evaluation_events.subscriptions,
+            *contracts_events.subscriptions,
+        ],
         telemetry=telemetry,
     )
     return create_service_app(
         runtime,
         title="Matching service",
         description="Tenders, bids, panels, awards, contracts; allocation of needs to providers.",
-        routers=[router],
+        routers=[router, tenders_api.router, evaluation_api.router, contracts_api.router],
     )
