@@ -20,6 +20,7 @@ from services.matching.models import event_tables
 from services.matching.settings import MatchingSettings
 from services.matching.tenders import api as tenders_api
 from services.matching.tenders import events as tenders_events
+from services.matching.tenders.service import opening_job
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -39,6 +40,7 @@ def create_app(
             *evaluation_events.subscriptions,
             *contracts_events.subscriptions,
         ],
+        jobs=[opening_job],
         telemetry=telemetry,
     )
     return create_service_app(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from libs.common.events import Event, PermanentError, Subscription, UnitOfWork, new_event
+from services.matching.library.service import apply_offer
 from services.matching.models import Match, NeedView, OrganisationView
 
 SERVICE = "matching"
@@ -42,12 +43,10 @@ async def on_organisation_registered(uow: UnitOfWork, event: Event) -> None:
     data = event.data
     try:
         view = await _organisation(uow, str(data["organisation_id"]))
-        view.service_regions = [str(s) for s in data["service_regions"]]
-        view.capacities = {str(s["code"]): int(s["monthly_capacity"]) for s in data["services"]}
+        # Shared with `organisation.updated` (library.events); guarded by the offer version.
+        apply_offer(view, data)
     except (KeyError, TypeError, ValueError) as exc:
         raise PermanentError(f"organisation.registered without usable offer: {exc}") from exc
-    view.registered = True
-    view.updated_at = datetime.now(UTC)
 
 
 # Credit verb → standing in the market.

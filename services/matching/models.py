@@ -28,6 +28,9 @@ class OrganisationView(MatchingTable, table=True):
 
     organisation_id: str = Field(primary_key=True, max_length=36)
     registered: bool = Field(default=False)
+    # Providers' `version` of the offer last applied (organisation.registered|updated): a late
+    # or replayed offer event never overwrites a newer one.
+    offer_version: int = Field(default=0)
     service_regions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     # catalogue code → monthly capacity
     capacities: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

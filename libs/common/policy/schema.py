@@ -4,8 +4,9 @@ A pack (政策包) holds one province's rules for buying social-assistance servi
 (政府购买社会救助服务): the service catalogue (服务清单), the negative list (不得购买事项),
 recipient categories (救助对象类别), purchasing methods (购买方式), contract terms, the budget
 cap, township staffing (经办人员配备), evaluation weights (绩效评价), the price weight band,
-sanctions (失信惩戒), contractor kinds and admission conditions (承接主体及条件), and time limits
-at the single window (一门受理).
+the procurement procedure of each method (政府采购规则: bid windows, minimum suppliers and
+bids, panels, publicity, recusal), sanctions (失信惩戒), contractor kinds and admission
+conditions (承接主体及条件), and time limits at the single window (一门受理).
 
 Every rule carries a `Citation` to the clause it comes from, so an explanation shown to a
 purchaser, an organisation or a recipient can quote the policy. Values the documents do not
@@ -471,6 +472,147 @@ class PriceWeightBand(_LocalSettings):
         return self.min <= weight <= self.max
 
 
+# --------------------------------------------------------------------------------------------
+# Procurement procedure (政府采购规则)
+# --------------------------------------------------------------------------------------------
+
+#: How a method finds its suppliers: anyone qualified may respond (`open`, 公开), a random draw
+#: from the qualified (`drawn`, 随机抽取 — invited tender), either (`drawn_or_open`, 公告或邀请
+#: — negotiation, consultation), or the one supplier named by the justification (`named`).
+SupplierSource = Literal["open", "drawn", "drawn_or_open", "named"]
+
+
+class MethodProcurement(_LocalSettings):
+    """The procedure of one purchasing method (采购程序): how many suppliers, how long bids stay
+    open, how many valid responses it needs, how large its panel is, what may follow a failure.
+
+    Every number carries the clause it comes from in its `*_source`; a number without one must
+    be named in `local_settings` (a platform choice, explained in `note`).
+    """
+
+    method: PurchasingMethodCode
+    suppliers: SupplierSource
+    # At least this many suppliers invited (drawn or named); None when the method is open.
+    min_invited: int | None = Field(default=None, ge=1)
+    min_invited_source: Citation | None = None
+    # Fewer valid bids (responses) at opening → the purchase fails (废标 / 采购失败).
+    min_valid_bids: int = Field(ge=1)
+    min_valid_bids_source: Citation | None = None
+    # Calendar days from publication to the bid deadline (等标期), at least.
+    min_bid_days: int | None = Field(default=None, gt=0)
+    min_bid_days_source: Citation | None = None
+    # Working days the justification is publicised before award (公示期), at least.
+    publicity_working_days: int | None = Field(default=None, gt=0)
+    publicity_source: Citation | None = None
+    # Smallest evaluation panel (评标委员会 / 谈判小组 / 磋商小组), an odd number.
+    panel_min_size: int = Field(ge=1)
+    panel_source: Citation | None = None
+    # Methods a new purchase of the same project may use after this one failed.
+    after_failure: list[PurchasingMethodCode] = Field(default_factory=list)
+    after_failure_source: Citation | None = None
+
+    @model_validator(mode="after")
+    def _numbers_cited(self) -> MethodProcurement:
+        errors: list[str] = []
+        for name, source_name in (
+            ("min_invited", "min_invited_source"),
+            ("min_valid_bids", "min_valid_bids_source"),
+            ("min_bid_days", "min_bid_days_source"),
+            ("publicity_working_days", "publicity_source"),
+            ("panel_min_size", "panel_source"),
+            ("after_failure", "after_failure_source"),
+        ):
+            value = getattr(self, name)
+            has_value = bool(value) if isinstance(value, list) else value is not None
+            if has_value and getattr(self, source_name) is None and name not in self.local_settings:
+                errors.append(f"{name} needs {source_name} (or be listed in local_settings)")
+        if self.panel_min_size % 2 == 0:
+            errors.append(f"panel_min_size must be odd (单数), got {self.panel_min_size}")
+        invited = self.suppliers in ("drawn", "drawn_or_open", "named")
+        if invited and self.min_invited is None:
+            errors.append(f"{self.suppliers} suppliers need min_invited")
+        if not invited and self.min_invited is not None:
+            errors.append("an open method invites nobody: min_invited must be empty")
+        if self.min_invited is not None and self.min_invited < self.min_valid_bids:
+            errors.append("min_invited below min_valid_bids: the purchase could never succeed")
+        if self.method in self.after_failure:
+            errors.append("after_failure must name other methods")
+        if errors:
+            raise ValueError("; ".join(errors))
+        return self
+
+    def cites(self) -> list[Citation]:
+        """The clauses of this method's numbers (for explanations), without duplicates."""
+        found: list[Citation] = []
+        for c in (
+            self.min_invited_source,
+            self.min_valid_bids_source,
+            self.min_bid_days_source,
+            self.publicity_source,
+            self.panel_source,
+            self.after_failure_source,
+        ):
+            if c is not None and c not in found:
+                found.append(c)
+        return found
+
+
+class ProcurementRules(_LocalSettings):
+    """Government-procurement rules a purchase of services must follow (政府采购规则).
+
+    National law and regulations (政府采购法, its 实施条例, 财政部令第87号, 财库〔2014〕214号)
+    apply in every province; each pack carries them so every refusal can cite its clause.
+    """
+
+    methods: list[MethodProcurement] = Field(min_length=1)
+    # 采购预算金额在1000万元以上 … 7人以上单数: the threshold in fen (分), inclusive.
+    high_value_threshold_fen: int = Field(gt=0)
+    high_value_panel_min_size: int = Field(ge=1)
+    high_value_methods: list[PurchasingMethodCode] = Field(min_length=1)
+    high_value_source: Citation
+    # Recusal (回避): an expert related to a bidder in the past `recusal_years` years is out.
+    recusal_years: int = Field(gt=0)
+    # Affiliation kinds (employment 劳动关系, directorship 董事/监事, shareholding 控股股东/实际
+    # 控制人) that oblige recusal, as providers' expert library records them.
+    recusal_relations: list[str] = Field(min_length=1)
+    recusal_source: Citation
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ProcurementRules:
+        errors: list[str] = []
+        counts = Counter(m.method for m in self.methods)
+        dupes = sorted(code for code, n in counts.items() if n > 1)
+        if dupes:
+            errors.append(f"methods: duplicated {dupes}")
+        if self.high_value_panel_min_size % 2 == 0:
+            errors.append("high_value_panel_min_size must be odd (单数)")
+        for code in self.high_value_methods:
+            rule = next((m for m in self.methods if m.method == code), None)
+            if rule is None:
+                errors.append(f"high_value_methods: {code} has no procedure in methods")
+            elif rule.panel_min_size > self.high_value_panel_min_size:
+                errors.append(f"high-value panel smaller than the ordinary {code} panel")
+        if errors:
+            raise ValueError("; ".join(errors))
+        return self
+
+    def method(self, code: str) -> MethodProcurement | None:
+        return next((m for m in self.methods if m.method == code), None)
+
+    def is_high_value(self, method: str, budget_fen: int) -> bool:
+        """Whether a purchase needs the larger panel (1000万元以上, inclusive)."""
+        return method in self.high_value_methods and budget_fen >= self.high_value_threshold_fen
+
+    def panel_size(self, method: str, budget_fen: int) -> int:
+        """The smallest lawful panel for a purchase: odd, and larger at high value."""
+        rule = self.method(method)
+        if rule is None:
+            raise LookupError(f"no procurement procedure for method {method!r}")
+        if self.is_high_value(method, budget_fen):
+            return max(rule.panel_min_size, self.high_value_panel_min_size)
+        return rule.panel_min_size
+
+
 class SanctionRules(_LocalSettings):
     """Bans, publication and appeals for dishonest contractors (失信惩戒、信用修复、申诉)."""
 
@@ -633,6 +775,7 @@ class PolicyPack(_Model):
     staffing: StaffingRule | None = None
     evaluation_weights: EvaluationWeights
     price_weight_band: PriceWeightBand
+    procurement: ProcurementRules
     sanctions: SanctionRules
     contractor_kinds: list[ContractorKind] = Field(min_length=1)
     admission_conditions: list[AdmissionCondition] = Field(min_length=1)
@@ -692,6 +835,18 @@ class PolicyPack(_Model):
                 errors.append(f"admission_conditions.{cond.code}: unknown kinds {stray}")
         if not any(k.allowed for k in self.contractor_kinds):
             errors.append("contractor_kinds: no kind is allowed")
+        # Each method the pack allows has exactly one procedure, and nothing else has one.
+        offered = {m.code for m in self.purchasing_methods}
+        ruled = {m.method for m in self.procurement.methods}
+        if offered != ruled:
+            errors.append(
+                f"procurement.methods must cover exactly the purchasing methods: missing "
+                f"{sorted(offered - ruled)}, unknown {sorted(ruled - offered)}"
+            )
+        for rule in self.procurement.methods:
+            stray = sorted(set(rule.after_failure) - offered)
+            if stray:
+                errors.append(f"procurement.{rule.method}.after_failure: unknown methods {stray}")
         if errors:
             raise ValueError("; ".join(errors))
         return self

@@ -26,6 +26,8 @@ class Tender(MatchingTable, table=True):
     project_id: str = Field(max_length=36, index=True)
     previous_tender_id: str | None = Field(default=None, max_length=36)
     method: str = Field(max_length=40)
+    # Why the method differs from the project's intended one (or follows a failed tender).
+    method_reason: str | None = Field(default=None, max_length=2000)
     state: str = Field(default="draft", max_length=20, index=True)
     state_reason: str | None = Field(default=None, max_length=2000)
     region_code: str = Field(max_length=12, index=True)
@@ -44,6 +46,9 @@ class Tender(MatchingTable, table=True):
     bid_deadline: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     # Invited tender / negotiation / consultation: who was invited (and the draw behind it).
     invited: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # How many suppliers to draw at publication (None: open to every qualified bidder, or
+    # the one named supplier of a single-source purchase).
+    invitation_count: int | None = Field(default=None)
     invitation_seed: str | None = Field(default=None, max_length=64)
     invitation_candidates: list[str] = Field(
         default_factory=list, sa_column=Column(JSON, nullable=False)

@@ -152,6 +152,7 @@ def upgrade() -> None:
     sa.Column('project_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
     sa.Column('previous_tender_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=True),
     sa.Column('method', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('method_reason', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
     sa.Column('state', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
     sa.Column('state_reason', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
     sa.Column('region_code', sqlmodel.sql.sqltypes.AutoString(length=12), nullable=False),
@@ -167,6 +168,7 @@ def upgrade() -> None:
     sa.Column('published_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('bid_deadline', sa.DateTime(timezone=True), nullable=True),
     sa.Column('invited', sa.JSON(), nullable=False),
+    sa.Column('invitation_count', sa.Integer(), nullable=True),
     sa.Column('invitation_seed', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('invitation_candidates', sa.JSON(), nullable=False),
     sa.Column('single_source_justification', sqlmodel.sql.sqltypes.AutoString(length=4000), nullable=True),
@@ -313,6 +315,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_match_state'), ['state'], unique=False)
 
     with op.batch_alter_table('organisation_view', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('offer_version', sa.Integer(), nullable=False, server_default='0'))
         batch_op.add_column(sa.Column('uscc', sqlmodel.sql.sqltypes.AutoString(length=18), nullable=True))
         batch_op.add_column(sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True))
         batch_op.add_column(sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=50), nullable=True))
@@ -338,6 +341,7 @@ def downgrade() -> None:
         batch_op.drop_column('kind')
         batch_op.drop_column('name')
         batch_op.drop_column('uscc')
+        batch_op.drop_column('offer_version')
 
     with op.batch_alter_table('match', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_match_state'))
