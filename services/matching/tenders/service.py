@@ -18,7 +18,7 @@ import json
 import logging
 import secrets
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from libs.common.auth import Principal, Role
+from libs.common.clock import clock_of
 from libs.common.crypto import DecryptionError, FieldCipher, KeyRing
 from libs.common.db import Database
 from libs.common.errors import (
@@ -68,17 +69,7 @@ log = logging.getLogger(__name__)
 # Clock
 # --------------------------------------------------------------------------------------------
 
-Clock = Callable[[], datetime]
-
-
-def system_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def clock_of(state: Any) -> Clock:
-    """The clock on an app's (or runtime's) state, or the system clock."""
-    clock: Clock | None = getattr(state, "clock", None)
-    return clock or system_now
+# The clock is shared: libs.common.clock (`clock_of(app.state)`).
 
 
 def utc(value: datetime) -> datetime:
