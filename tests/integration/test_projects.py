@@ -765,6 +765,22 @@ async def test_matching_events_drive_tendered_awarded_in_service_closed(live: Pl
     assert (await get(live, pid))["version"] == closed["version"]
 
 
+async def test_a_tender_failing_after_award_puts_the_project_back_on_the_market(
+    live: Platform,
+) -> None:
+    """Every ranked bidder refused to sign: matching fails the awarded tender."""
+    await record_funds(live, 10_000_000)
+    pid = (await create(live))["id"]
+    await act(live, pid, "approve")
+    await act(live, pid, "publish")
+    await _market(live, "tender.published", project_id=pid, tender_id="T1")
+    await _market(live, "award.made", project_id=pid, tender_id="T1")
+    await _state_is(live, pid, "awarded")
+    await _market(live, "tender.failed", project_id=pid, tender_id="T1", reason="全部拒绝签约")
+    reopened = await _state_is(live, pid, "published")
+    assert reopened["tender_id"] is None and "全部拒绝签约" in reopened["state_reason"]
+
+
 async def test_contract_completed_closes_and_events_for_drafts_are_ignored(
     live: Platform,
 ) -> None:

@@ -735,7 +735,10 @@ async def apply_market_event(
         _move(session, project, target, actor=actor, reason=f"tender {tender_id} published")
         return None
     if verb in ("tender.failed", "tender.cancelled"):
-        if state != "tendered" or (tender_id is not None and tender_id != project.tender_id):
+        # An awarded tender still fails when every ranked bidder refuses to sign (before any
+        # contract is signed): the project goes back on the market rather than stalling.
+        reopenable = ("tendered", "awarded") if verb == "tender.failed" else ("tendered",)
+        if state not in reopenable or (tender_id is not None and tender_id != project.tender_id):
             return ignore("not the project's open tender")
         what = "failed" if verb == "tender.failed" else "cancelled"
         note = f"tender {project.tender_id} {what}" + (f": {reason}" if reason else "")
