@@ -38,6 +38,7 @@ BENCHMARKS: dict[str, str] = {
     "events": "bench.bench_events",
     "needs_import": "bench.bench_needs_import",
     "needs_http": "bench.bench_needs_http",
+    "providers_search": "bench.bench_providers_search",
 }
 
 RunFn = Callable[[BenchContext], Awaitable[list[Figure]]]

@@ -61,11 +61,13 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_resource'))
     )
     with op.batch_alter_table('resource', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_resource_charity_id'), ['charity_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_resource_created_at'), ['created_at'], unique=False)
+        batch_op.create_index('ix_resource_charity_id_id', ['charity_id', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_resource_kind'), ['kind'], unique=False)
-        batch_op.create_index(batch_op.f('ix_resource_status'), ['status'], unique=False)
-        batch_op.create_index(batch_op.f('ix_resource_valid_until'), ['valid_until'], unique=False)
+        batch_op.create_index('ix_resource_search_by_id', ['id', 'status', 'kind', 'valid_until', 'valid_from', 'remaining', 'created_at', 'charity_id'], unique=False)
+        batch_op.create_index('ix_resource_status_created_at', ['status', 'created_at'], unique=False)
+        batch_op.create_index('ix_resource_status_remaining', ['status', 'remaining'], unique=False)
+        batch_op.create_index('ix_resource_status_title', ['status', 'title'], unique=False)
+        batch_op.create_index('ix_resource_status_valid_until_valid_from', ['status', 'valid_until', 'valid_from'], unique=False)
 
     op.create_table('resource_movement',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
@@ -76,11 +78,20 @@ def upgrade() -> None:
     sa.Column('event_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['resource_id'], ['resource.id'], name=op.f('fk_resource_movement_resource_id_resource')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_resource_movement'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_resource_movement')),
+    sa.UniqueConstraint('allocation_id', 'reason', name=op.f('uq_resource_movement_allocation_id_reason'))
     )
     with op.batch_alter_table('resource_movement', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_resource_movement_allocation_id'), ['allocation_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_resource_movement_resource_id'), ['resource_id'], unique=False)
+
+    op.create_table('resource_category',
+    sa.Column('resource_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+    sa.Column('code', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.ForeignKeyConstraint(['resource_id'], ['resource.id'], name=op.f('fk_resource_category_resource_id_resource'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('resource_id', 'code', name=op.f('pk_resource_category'))
+    )
+    with op.batch_alter_table('resource_category', schema=None) as batch_op:
+        batch_op.create_index('ix_resource_category_code_resource_id', ['code', 'resource_id'], unique=False)
 
     op.create_table('resource_region',
     sa.Column('resource_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
@@ -89,7 +100,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('resource_id', 'code', name=op.f('pk_resource_region'))
     )
     with op.batch_alter_table('resource_region', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_resource_region_code'), ['code'], unique=False)
+        batch_op.create_index('ix_resource_region_code_resource_id', ['code', 'resource_id'], unique=False)
 
     op.create_table('resource_service',
     sa.Column('resource_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
@@ -98,29 +109,34 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('resource_id', 'code', name=op.f('pk_resource_service'))
     )
     with op.batch_alter_table('resource_service', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_resource_service_code'), ['code'], unique=False)
+        batch_op.create_index('ix_resource_service_code_resource_id', ['code', 'resource_id'], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table('resource_service', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_resource_service_code'))
+        batch_op.drop_index('ix_resource_service_code_resource_id')
 
     op.drop_table('resource_service')
     with op.batch_alter_table('resource_region', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_resource_region_code'))
+        batch_op.drop_index('ix_resource_region_code_resource_id')
 
     op.drop_table('resource_region')
+    with op.batch_alter_table('resource_category', schema=None) as batch_op:
+        batch_op.drop_index('ix_resource_category_code_resource_id')
+
+    op.drop_table('resource_category')
     with op.batch_alter_table('resource_movement', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_resource_movement_resource_id'))
-        batch_op.drop_index(batch_op.f('ix_resource_movement_allocation_id'))
 
     op.drop_table('resource_movement')
     with op.batch_alter_table('resource', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_resource_valid_until'))
-        batch_op.drop_index(batch_op.f('ix_resource_status'))
+        batch_op.drop_index('ix_resource_status_valid_until_valid_from')
+        batch_op.drop_index('ix_resource_status_title')
+        batch_op.drop_index('ix_resource_status_remaining')
+        batch_op.drop_index('ix_resource_status_created_at')
+        batch_op.drop_index('ix_resource_search_by_id')
         batch_op.drop_index(batch_op.f('ix_resource_kind'))
-        batch_op.drop_index(batch_op.f('ix_resource_created_at'))
-        batch_op.drop_index(batch_op.f('ix_resource_charity_id'))
+        batch_op.drop_index('ix_resource_charity_id_id')
 
     op.drop_table('resource')
     with op.batch_alter_table('charity', schema=None) as batch_op:
