@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from libs.common.errors import FieldError
 from libs.common.policy import PolicyPack
+from libs.common.regions import region_prefixes, starts_with
 
 # --------------------------------------------------------------------------------------------
 # Vocabularies
@@ -39,9 +40,6 @@ ORGANISATION_STATUSES = ("pending", "admitted", "rejected", "suspended", "exited
 
 DISPATCHED_STAFF_CONDITION = "dispatched_staff_qualification"
 MIN_DISPATCHED_EDUCATION = "college"
-
-# Lengths of division-code prefixes: province, prefecture, county, township, village.
-_PREFIX_LENGTHS = (2, 4, 6, 9, 12)
 
 
 # --------------------------------------------------------------------------------------------
@@ -197,35 +195,6 @@ def check_staff(
 # --------------------------------------------------------------------------------------------
 # Region coverage (the predicate organisation search runs in SQL)
 # --------------------------------------------------------------------------------------------
-
-
-def region_prefixes(code: str) -> list[str]:
-    """The areas containing `code`, itself included: 220102003 → 22, 2201, 220102, 220102003.
-
-    A service region S covers X exactly when S is one of these (division codes nest by
-    prefix), so search tests coverage with an equality on a handful of values.
-    """
-    return [code[:n] for n in _PREFIX_LENGTHS if n <= len(code)]
-
-
-def prefix_upper_bound(prefix: str) -> str | None:
-    """The least digit string greater than every string starting with `prefix`.
-
-    "2201" → "2202", "2209" → "221", "2299" → "23"; None when `prefix` is all nines (no
-    bound). `code >= prefix AND code < bound` selects "starts with prefix" as an index range
-    scan, and, being digits only, compares the same under any collation — unlike an upper
-    bound such as prefix || '~', whose order against digits depends on the locale.
-    """
-    stripped = prefix.rstrip("9")
-    if not stripped:
-        return None
-    return stripped[:-1] + chr(ord(stripped[-1]) + 1)
-
-
-def starts_with(code: str, prefix: str) -> bool:
-    """The range test `prefix <= code < prefix_upper_bound(prefix)` (digit strings)."""
-    upper = prefix_upper_bound(prefix)
-    return prefix <= code and (upper is None or code < upper)
 
 
 def reaches(region_code: str, service_regions: Iterable[str], scope: str) -> bool:

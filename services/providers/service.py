@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from libs.common import regions
 from libs.common.auth import Principal, Role
 from libs.common.db import Database
 from libs.common.errors import (
@@ -398,7 +399,7 @@ async def list_staff(
 
 def _prefix_range(column: Any, prefix: str) -> ColumnElement[bool]:
     """`column` starts with `prefix`, as an index range (never a leading-wildcard LIKE)."""
-    upper = rules.prefix_upper_bound(prefix)
+    upper = regions.prefix_upper_bound(prefix)
     if upper is None:
         return column >= prefix
     return and_(column >= prefix, column < upper)
@@ -423,7 +424,7 @@ def reaching(scope: str) -> ColumnElement[bool]:
     # UNION ALL: IN does not need the duplicates removed, and skipping that saves a sort.
     reached = union_all(
         select(col(Organisation.id)).where(inside),
-        select(owner).where(region.in_(rules.region_prefixes(scope))),
+        select(owner).where(region.in_(regions.region_prefixes(scope))),
         select(owner).where(_prefix_range(region, scope)),
     )
     return col(Organisation.id).in_(reached)

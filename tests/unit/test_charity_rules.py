@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from libs.common import regions
 from libs.common.errors import InvalidInput, RuleViolation
 from libs.common.policy import load_pack
 from services.providers.charities import rules
@@ -208,14 +209,14 @@ def test_status_after_a_movement(status: str, remaining: int, after: str) -> Non
 
 
 def test_region_prefixes_are_the_areas_containing_a_code() -> None:
-    assert rules.region_prefixes("220102003001") == [
+    assert regions.region_prefixes("220102003001") == [
         "22",
         "2201",
         "220102",
         "220102003",
         "220102003001",
     ]
-    assert rules.region_prefixes("2201") == ["22", "2201"]
+    assert regions.region_prefixes("2201") == ["22", "2201"]
 
 
 @pytest.mark.parametrize(
@@ -223,7 +224,7 @@ def test_region_prefixes_are_the_areas_containing_a_code() -> None:
     [("2201", "2202"), ("2209", "221"), ("2299", "23"), ("220199", "2202"), ("99", None)],
 )
 def test_prefix_upper_bound(prefix: str, upper: str | None) -> None:
-    assert rules.prefix_upper_bound(prefix) == upper
+    assert regions.prefix_upper_bound(prefix) == upper
 
 
 digits = st.text(alphabet="0123456789", min_size=1, max_size=12)
@@ -231,7 +232,7 @@ digits = st.text(alphabet="0123456789", min_size=1, max_size=12)
 
 @given(code=digits, prefix=digits)
 def test_the_range_test_is_exactly_starts_with(code: str, prefix: str) -> None:
-    upper = rules.prefix_upper_bound(prefix)
+    upper = regions.prefix_upper_bound(prefix)
     in_range = prefix <= code and (upper is None or code < upper)
     assert in_range == code.startswith(prefix)
 
@@ -243,4 +244,4 @@ def test_a_resource_reaches_areas_it_covers_or_serves_inside() -> None:
     assert not rules.reaches(["220104"], "220102")
     assert not rules.reaches(["2202"], "2201")
     assert rules.reaches(["46"], "")  # the whole country
-    assert rules.overlaps("", "22") and not rules.overlaps("33", "22")
+    assert regions.overlaps("", "22") and not regions.overlaps("33", "22")

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from libs.common import regions
 from libs.common.policy import PolicyPack, load_pack
 from services.providers import rules
 
@@ -141,15 +142,15 @@ def test_registration_of_a_valid_organisation_has_no_errors() -> None:
 
 
 def test_region_prefixes_are_the_areas_containing_a_code() -> None:
-    assert rules.region_prefixes("220102003001") == [
+    assert regions.region_prefixes("220102003001") == [
         "22",
         "2201",
         "220102",
         "220102003",
         "220102003001",
     ]
-    assert rules.region_prefixes("2201") == ["22", "2201"]
-    assert rules.region_prefixes("22") == ["22"]
+    assert regions.region_prefixes("2201") == ["22", "2201"]
+    assert regions.region_prefixes("22") == ["22"]
 
 
 @pytest.mark.parametrize(
@@ -164,7 +165,7 @@ def test_region_prefixes_are_the_areas_containing_a_code() -> None:
     ],
 )
 def test_prefix_upper_bound(prefix: str, upper: str | None) -> None:
-    assert rules.prefix_upper_bound(prefix) == upper
+    assert regions.prefix_upper_bound(prefix) == upper
 
 
 @given(
@@ -172,7 +173,7 @@ def test_prefix_upper_bound(prefix: str, upper: str | None) -> None:
     prefix=st.text(alphabet="0123456789", min_size=1, max_size=12),
 )
 def test_range_test_is_exactly_starts_with(code: str, prefix: str) -> None:
-    assert rules.starts_with(code, prefix) == code.startswith(prefix)
+    assert regions.starts_with(code, prefix) == code.startswith(prefix)
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,7 @@ from datetime import date
 
 from libs.common.errors import AppError, FieldError, InvalidInput, RuleViolation
 from libs.common.policy import PolicyPack
+from libs.common.regions import overlaps
 
 KINDS: dict[str, str] = {
     "funds": "资金",
@@ -40,7 +41,6 @@ FUNDS_UNIT = "fen"  # 分: money is counted in whole fen, never as a float of yu
 WITHDRAWABLE: frozenset[str] = frozenset({"offered", "exhausted"})
 
 # Division codes nest by prefix: province 2, prefecture 4, county 6, township 9, village 12.
-_PREFIX_LENGTHS = (2, 4, 6, 9, 12)
 
 
 @dataclass
@@ -205,30 +205,6 @@ def status_after_movement(status: str, remaining: int) -> str:
 # --------------------------------------------------------------------------------------------
 # Regions (the predicates search runs in SQL)
 # --------------------------------------------------------------------------------------------
-
-
-def region_prefixes(code: str) -> list[str]:
-    """The areas containing `code`, itself included: 220102003 → 22, 2201, 220102, 220102003.
-
-    A resource region R covers X exactly when R is one of these, so search tests "covers"
-    with an equality on a handful of values.
-    """
-    return [code[:n] for n in _PREFIX_LENGTHS if n <= len(code)]
-
-
-def prefix_upper_bound(prefix: str) -> str | None:
-    """The least digit string above every string starting with `prefix` ("2201" → "2202",
-    "2209" → "221", "99" → None). `code >= prefix AND code < bound` is "starts with prefix"
-    as an index range that compares the same under any collation (digits only)."""
-    stripped = prefix.rstrip("9")
-    if not stripped:
-        return None
-    return stripped[:-1] + chr(ord(stripped[-1]) + 1)
-
-
-def overlaps(a: str, b: str) -> bool:
-    """Two areas overlap when one contains the other ("" is the whole country)."""
-    return a.startswith(b) or b.startswith(a)
 
 
 def reaches(regions: Iterable[str], scope: str) -> bool:

@@ -27,6 +27,7 @@ from sqlalchemy import ColumnElement, Select, and_, func, or_, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
+from libs.common import regions
 from libs.common.auth import Principal, Role
 from libs.common.db import Database
 from libs.common.errors import Conflict, Forbidden, NotFound, invalid
@@ -115,7 +116,7 @@ async def register_charity(*, uow: UnitOfWork, data: CharityCreate, actor: Princ
 
 def charity_visible(charity: Charity, actor: Principal) -> bool:
     """A charity of the caller's province (where its resources may serve), or itself."""
-    return _own(actor, charity.id) or rules.overlaps(charity.region_code[:2], actor.region)
+    return _own(actor, charity.id) or regions.overlaps(charity.region_code[:2], actor.region)
 
 
 async def get_charity(*, db: Database, charity_id: str, actor: Principal) -> Charity:
@@ -337,7 +338,7 @@ DENSE_RATIO = 10
 
 def _starts_with(column: Any, prefix: str) -> ColumnElement[bool]:
     """`column` starts with `prefix`, as an index range (never a leading-wildcard LIKE)."""
-    upper = rules.prefix_upper_bound(prefix)
+    upper = regions.prefix_upper_bound(prefix)
     if upper is None:
         return and_(column >= prefix)
     return and_(column >= prefix, column < upper)
@@ -345,7 +346,7 @@ def _starts_with(column: Any, prefix: str) -> ColumnElement[bool]:
 
 def _region_match(code: Any, scope: str) -> ColumnElement[bool]:
     """A region code covering `scope` (one of its few prefixes) or inside it (a range)."""
-    return or_(code.in_(rules.region_prefixes(scope)), _starts_with(code, scope))
+    return or_(code.in_(regions.region_prefixes(scope)), _starts_with(code, scope))
 
 
 @dataclass(frozen=True)
@@ -361,7 +362,7 @@ def _region_filter(scope: str) -> _IndexFilter:
     """Resources with a region covering `scope` or inside it: the SQL of `rules.reaches`."""
     code, rid = col(ResourceRegion.code), col(ResourceRegion.resource_id)
     ids = union_all(
-        select(rid).where(code.in_(rules.region_prefixes(scope))),
+        select(rid).where(code.in_(regions.region_prefixes(scope))),
         select(rid).where(_starts_with(code, scope)),
     )
     probe = select(rid).where(rid == col(Resource.id), _region_match(code, scope)).exists()
@@ -387,7 +388,7 @@ def _visibility_filter(actor: Principal) -> _IndexFilter:
     code, rid = col(ResourceRegion.code), col(ResourceRegion.resource_id)
     charities = select(col(Charity.id)).where(_starts_with(col(Charity.region_code), scope))
     id_parts: list[Any] = [
-        select(rid).where(code.in_(rules.region_prefixes(scope))),
+        select(rid).where(code.in_(regions.region_prefixes(scope))),
         select(rid).where(_starts_with(code, scope)),
         select(col(Resource.id)).where(col(Resource.charity_id).in_(charities)),
     ]
