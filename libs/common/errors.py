@@ -100,6 +100,15 @@ class Conflict(AppError):
 
 
 @dataclass
+class PreconditionFailed(AppError):
+    """`If-Match` named a version that is no longer current (optimistic concurrency)."""
+
+    status: int = 412
+    code: str = "precondition-failed"
+    title: str = "Precondition failed"
+
+
+@dataclass
 class RuleViolation(AppError):
     """A policy rule refused the request; `extra["rule"]` cites the clause."""
 

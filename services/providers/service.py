@@ -28,6 +28,7 @@ from libs.common.errors import (
     FieldError,
     InvalidInput,
     NotFound,
+    PreconditionFailed,
     RuleViolation,
     invalid,
 )
@@ -48,15 +49,6 @@ from services.providers.schemas import (
     StaffPublic,
     StaffUpdate,
 )
-
-
-@dataclass
-class PreconditionFailed(AppError):
-    """`If-Match` named a version that is no longer current (optimistic concurrency)."""
-
-    status: int = 412
-    code: str = "precondition-failed"
-    title: str = "Precondition failed"
 
 
 def _refuse(errors: list[FieldError], clauses: list[str]) -> AppError:

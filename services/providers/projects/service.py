@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -27,7 +26,7 @@ from sqlmodel import col, select
 
 from libs.common.auth import Principal
 from libs.common.db import Database
-from libs.common.errors import AppError, Conflict, NotFound, invalid
+from libs.common.errors import Conflict, NotFound, PreconditionFailed, invalid
 from libs.common.events import PermanentError, UnitOfWork
 from libs.common.pagination import fetch_page
 from libs.common.policy import PolicyPack, pack_for_region
@@ -53,15 +52,6 @@ log = logging.getLogger(__name__)
 ALLOCATION_NAMESPACE = uuid.UUID("6f3b2a0e-5c1d-4e8f-9a7b-2d4c6e8f0a1b")
 
 RULES_DETAIL = "The project does not meet the province's rules; see `errors`."
-
-
-@dataclass
-class PreconditionFailed(AppError):
-    """`If-Match` named a version that is no longer current (optimistic concurrency)."""
-
-    status: int = 412
-    code: str = "precondition-failed"
-    title: str = "Precondition failed"
 
 
 # ------------------------------------------------------------------------------ helpers
