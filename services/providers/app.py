@@ -12,6 +12,7 @@ from services.providers.all_models import metadata
 from services.providers.api import router
 from services.providers.charities import api as charities_api
 from services.providers.charities import events as charities_events
+from services.providers.charities.jobs import expiry_job
 from services.providers.events import subscriptions
 from services.providers.experts import api as experts_api
 from services.providers.experts import events as experts_events
@@ -37,6 +38,7 @@ def create_app(
             *charities_events.subscriptions,
             *projects_events.subscriptions,
         ],
+        jobs=[expiry_job],
         telemetry=telemetry,
     )
     return create_service_app(

@@ -22,6 +22,7 @@ from libs.common.events import DLQ_STREAM, new_event
 from libs.common.policy import load_pack
 from libs.common.validators import CHINA_TZ
 from services.providers.charities import service
+from services.providers.charities.jobs import expire_resources
 from tests.support.platform import Platform, auth, eventually
 
 OPERATOR = auth(Role.operator, region="220102")  # 长春市南关区
@@ -446,6 +447,22 @@ async def test_withdraw_once_with_the_reason_and_announce_it(providers: Platform
         f"/resources/{created['id']}/withdraw", json={}, headers=OPERATOR
     )
     assert no_reason.status_code == 422
+
+
+async def test_offers_past_their_window_expire_once_with_an_event(providers: Platform) -> None:
+    charity = await register(providers)
+    ending = await offer(providers, charity["id"], valid_until=START.isoformat())
+    lasting = await offer(providers, charity["id"])
+    runtime = providers.runtime("providers")
+    # On its last day an offer still stands; the day after, it expires, once.
+    assert await expire_resources(runtime, today=START) == 0
+    assert await expire_resources(runtime, today=START + timedelta(days=1)) == 1
+    assert await expire_resources(runtime, today=START + timedelta(days=1)) == 0
+    gone = await resource(providers, ending["id"])
+    assert (gone["status"], gone["version"]) == ("expired", 2)
+    assert (await resource(providers, lasting["id"]))["status"] == "offered"
+    [event] = await published(providers, "sa.providers.resource.expired")
+    assert (event["resource_id"], event["status"], event["version"]) == (ending["id"], "expired", 2)
 
 
 # --------------------------------------------------------------------------- matching's events

@@ -6,7 +6,7 @@ Consumed (durable pull consumers; each effect guarded by the producer's `version
   still open is cancelled (`sa.matching.tender.cancelled`);
 - `sa.providers.expert.registered|updated` → ExpertView (fields, availability, affiliations
   for recusal);
-- `sa.providers.resource.offered|withdrawn|exhausted` → ResourceView;
+- `sa.providers.resource.*` (offered, withdrawn, exhausted, expired, updated) → ResourceView;
 - `sa.providers.organisation.updated` → OrganisationView's offer (the `registered` handler in
   services/matching/events.py applies the same offer through `service.apply_offer`);
 - stream CREDIT `sa.credit.score.changed` → OrganisationView credit score and grade.
@@ -102,11 +102,8 @@ subscriptions: list[Subscription] = [
     Subscription(
         durable="matching-library-resources",
         stream="PROVIDERS",
-        subjects=[
-            "sa.providers.resource.offered",
-            "sa.providers.resource.withdrawn",
-            "sa.providers.resource.exhausted",
-        ],
+        # offered | withdrawn | exhausted | expired | updated (units released come back)
+        subjects=["sa.providers.resource.>"],
         handler=on_resource,
     ),
     Subscription(

@@ -81,7 +81,7 @@ def resource_state(resource: Resource) -> dict[str, Any]:
 
 
 def resource_event(verb: str, resource: Resource, **extra: Any) -> Event:
-    """`sa.providers.resource.<verb>` (offered | withdrawn | exhausted | updated)."""
+    """`sa.providers.resource.<verb>` (offered | withdrawn | exhausted | expired | updated)."""
     return new_event(
         service=SERVICE,
         entity="resource",
