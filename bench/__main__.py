@@ -39,6 +39,8 @@ BENCHMARKS: dict[str, str] = {
     "needs_import": "bench.bench_needs_import",
     "needs_http": "bench.bench_needs_http",
     "providers_search": "bench.bench_providers_search",
+    "credit_scores": "bench.bench_credit_scores",
+    "allocation_engine": "bench.bench_allocation_engine",
 }
 
 RunFn = Callable[[BenchContext], Awaitable[list[Figure]]]

@@ -11,6 +11,11 @@ from libs.common.telemetry import Telemetry
 from services.credit.api import router
 from services.credit.events import subscriptions
 from services.credit.models import event_tables, metadata
+from services.credit.performance.api import router as performance_router
+from services.credit.performance.events import subscriptions as performance_subscriptions
+from services.credit.sanctions.api import router as sanctions_router
+from services.credit.sanctions.events import subscriptions as sanctions_subscriptions
+from services.credit.sanctions.jobs import jobs as sanctions_jobs
 from services.credit.settings import CreditSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -24,12 +29,13 @@ def create_app(
         metadata=metadata,
         tables=event_tables,
         migrations=MIGRATIONS,
-        subscriptions=subscriptions,
+        subscriptions=[*subscriptions, *sanctions_subscriptions, *performance_subscriptions],
+        jobs=[*sanctions_jobs],
         telemetry=telemetry,
     )
     return create_service_app(
         runtime,
         title="Credit service",
         description="Admission, evaluations, scores, sanctions, blacklist, appeals, credit repair.",
-        routers=[router],
+        routers=[router, sanctions_router, performance_router],
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from libs.common.events import Event, PermanentError, Subscription, UnitOfWork, new_event
-from services.credit.models import AdmissionReview, BlacklistEntry, OrganisationRecord
+from services.credit.models import AdmissionReview, OrganisationRecord
 
 SERVICE = "credit"
 
@@ -26,28 +26,6 @@ def admission_decided(record: OrganisationRecord, review: AdmissionReview, summa
             "summary": summary,
             "pack": review.pack,
             "decided_at": review.decided_at,
-        },
-    )
-
-
-def organisation_blacklisted(record: OrganisationRecord, entry: BlacklistEntry) -> Event:
-    return new_event(
-        service=SERVICE,
-        entity="organisation",
-        verb="blacklisted",
-        subject=record.organisation_id,
-        data={
-            "organisation_id": record.organisation_id,
-            "decision_version": record.decision_version,
-            "blacklist_id": entry.id,
-            "uscc": entry.uscc,
-            "name": entry.name,
-            "severity": entry.severity,
-            "reason": entry.reason,
-            "legal_basis": entry.legal_basis,
-            "starts_on": entry.starts_on,
-            "ban_until": entry.ends_on,
-            "decided_at": entry.created_at,
         },
     )
 

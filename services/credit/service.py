@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
 from sqlalchemy import func
@@ -11,13 +10,11 @@ from sqlmodel import col, select
 
 from libs.common.auth import Principal
 from libs.common.db import Database
-from libs.common.errors import Conflict, NotFound
+from libs.common.errors import NotFound
 from libs.common.events import PermanentError, UnitOfWork
-from libs.common.pagination import fetch_page
 from libs.common.policy import pack_for_region
 from services.credit import events, rules
 from services.credit.models import AdmissionReview, BlacklistEntry, OrganisationRecord
-from services.credit.schemas import BlacklistCreate
 
 
 def today_in_china() -> date:
@@ -27,10 +24,16 @@ def today_in_china() -> date:
 
 
 async def active_ban_until(uow: UnitOfWork, *, uscc: str, today: date) -> date | None:
-    """The end of the longest ban in force for this credit code, if any."""
+    """The end (first free day) of the longest ban in force for this credit code, if any.
+
+    A ban binds while listed and `today < ends_on`: on `ends_on` itself it is over, and a
+    listing lifted early (repaired, overturned on appeal) no longer counts.
+    """
     result = await uow.session.execute(
         select(func.max(BlacklistEntry.ends_on)).where(
-            BlacklistEntry.uscc == uscc, BlacklistEntry.ends_on > today
+            BlacklistEntry.uscc == uscc,
+            BlacklistEntry.state == "listed",
+            BlacklistEntry.ends_on > today,
         )
     )
     value = result.scalar_one_or_none()
@@ -73,38 +76,6 @@ async def admit_new_organisation(
     return review
 
 
-async def blacklist_organisation(
-    *, uow: UnitOfWork, data: BlacklistCreate, actor: Principal, today: date | None = None
-) -> BlacklistEntry:
-    today = today or today_in_china()
-    record = await uow.session.get(OrganisationRecord, data.organisation_id)
-    if record is None or not actor.covers(record.region_code):
-        raise NotFound(detail=f"No organisation {data.organisation_id} known to credit.")
-    if await active_ban_until(uow, uscc=record.uscc, today=today) is not None:
-        raise Conflict(detail="The organisation is already under a ban in force.")
-    pack = pack_for_region(record.region_code)
-    entry = BlacklistEntry(
-        id=str(uuid.uuid4()),
-        organisation_id=record.organisation_id,
-        uscc=record.uscc,
-        name=record.name,
-        severity=data.severity,
-        reason=data.reason,
-        legal_basis=rules.ban_legal_basis(pack),
-        starts_on=today,
-        ends_on=rules.ban_end(pack, severity=data.severity, starts_on=today),
-        decided_by=actor.subject,
-        created_at=datetime.now(UTC),
-    )
-    record.status = "blacklisted"
-    record.decision_version += 1
-    record.updated_at = datetime.now(UTC)
-    uow.session.add(entry)
-    uow.emit(events.organisation_blacklisted(record, entry))
-    await uow.commit()
-    return entry
-
-
 async def latest_admission(
     *, db: Database, organisation_id: str, actor: Principal
 ) -> AdmissionReview:
@@ -124,21 +95,3 @@ async def latest_admission(
     if review is None or not visible:
         raise NotFound(detail=f"No admission review for organisation {organisation_id} yet.")
     return review
-
-
-async def list_blacklist(
-    *, db: Database, in_force_on: date | None, limit: int, offset: int
-) -> tuple[Sequence[BlacklistEntry], int]:
-    query = select(BlacklistEntry)
-    if in_force_on is not None:
-        query = query.where(
-            BlacklistEntry.ends_on > in_force_on, BlacklistEntry.starts_on <= in_force_on
-        )
-    async with db.session() as session:
-        return await fetch_page(
-            session,
-            query,
-            order_by=[col(BlacklistEntry.created_at).desc(), BlacklistEntry.id],
-            limit=limit,
-            offset=offset,
-        )

@@ -637,6 +637,89 @@ class SanctionRules(_LocalSettings):
         return self
 
 
+class CreditScoringRules(_LocalSettings):
+    """Credit evaluation of contractors (信用评价、动态评价): score, grade and what an
+    unqualified performance evaluation (绩效评价不合格) leads to.
+
+    The documents ask for a credit system with dynamic evaluation (动态评价) and for
+    evaluation results to count in later selections; none gives a formula, so every number
+    here is a local setting (本地设置) explained in `note`:
+
+    - `base_score`: the score of an organisation without published evaluations, and the prior
+      every evaluation pulls away from; `base_weight` is how much that prior counts, in units
+      of one fresh evaluation;
+    - `half_life_months`: an evaluation `half_life_months` old weighs half a fresh one
+      (recent ones weigh more), counted in whole months;
+    - `deductions_by_severity`: points off per decided violation, for `deduction_months`
+      after the decision;
+    - timely delivery: ± `timely_delivery_points` by the share of deliveries on time against
+      `timely_delivery_target`, once an organisation has `timely_delivery_min` deliveries; a
+      delivery is on time when matching says so, else when confirmed within
+      `timely_confirmation_days` of the day it was delivered;
+    - `grade_thresholds`: lowest score of each grade, best first (A ≥ 90 …), `lowest_grade`
+      below the last;
+    - `pass_mark`: an evaluation total at or above it is qualified (合格);
+      `min_survey_responses` answers are needed to publish (or every served recipient, when
+      fewer were served);
+    - `repeated_unqualified_count` unqualified results in a row within
+      `repeated_unqualified_window_months` record a violation (连续不合格) of
+      `repeated_unqualified_severity`, decided under due process like any other.
+    """
+
+    base_score: Decimal = Field(ge=0, le=100)
+    base_weight: Decimal = Field(gt=0)
+    half_life_months: int = Field(gt=0)
+    deductions_by_severity: dict[Severity, Decimal]
+    deduction_months: int = Field(gt=0)
+    timely_delivery_points: Decimal = Field(ge=0, le=100)
+    timely_delivery_target: Decimal = Field(gt=0, lt=1)
+    timely_delivery_min: int = Field(ge=1)
+    timely_confirmation_days: int = Field(ge=0)
+    grade_thresholds: dict[str, Decimal] = Field(min_length=1)
+    lowest_grade: str = Field(min_length=1, max_length=10)
+    pass_mark: Decimal = Field(gt=0, le=100)
+    min_survey_responses: int = Field(ge=1)
+    repeated_unqualified_count: int = Field(ge=2)
+    repeated_unqualified_window_months: int = Field(gt=0)
+    repeated_unqualified_severity: Severity = "general"
+    # The clause asking for a credit system (信用体系 / 征信管理) or for results to count.
+    source: Citation
+    # Evaluation results are published and used in later selections (结果应用).
+    results_source: Citation
+    # What an unqualified result leads to (整改 / 取消资格 / 退出、淘汰).
+    unqualified_source: Citation
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CreditScoringRules:
+        errors: list[str] = []
+        order: tuple[Severity, ...] = ("minor", "general", "serious")
+        if set(self.deductions_by_severity) != set(order):
+            errors.append("deductions_by_severity needs exactly minor, general and serious")
+        else:
+            values = [self.deductions_by_severity[s] for s in order]
+            if any(v < 0 for v in values) or values != sorted(values):
+                errors.append("deductions_by_severity must be ≥ 0 and not decrease with severity")
+        bounds = list(self.grade_thresholds.values())
+        if any(not 0 < b <= 100 for b in bounds):
+            errors.append("grade_thresholds must lie in (0, 100]")
+        if bounds != sorted(bounds, reverse=True) or len(set(bounds)) != len(bounds):
+            errors.append("grade_thresholds must strictly decrease, best grade first")
+        if self.lowest_grade in self.grade_thresholds:
+            errors.append(f"lowest_grade {self.lowest_grade!r} also has a threshold")
+        if any(not 1 <= len(g) <= 10 for g in self.grade_thresholds):
+            errors.append("grade names must be 1–10 characters")
+        if errors:
+            raise ValueError("; ".join(errors))
+        return self
+
+    def grade_of(self, score: float) -> str:
+        """The grade of a score: the first (best) grade whose threshold it reaches."""
+        for grade, bound in self.grade_thresholds.items():
+            if score >= float(bound):
+                return grade
+        return self.lowest_grade
+
+
 # --------------------------------------------------------------------------------------------
 # Contractors
 # --------------------------------------------------------------------------------------------
@@ -777,6 +860,7 @@ class PolicyPack(_Model):
     price_weight_band: PriceWeightBand
     procurement: ProcurementRules
     sanctions: SanctionRules
+    credit_scoring: CreditScoringRules
     contractor_kinds: list[ContractorKind] = Field(min_length=1)
     admission_conditions: list[AdmissionCondition] = Field(min_length=1)
     time_limits: TimeLimits
