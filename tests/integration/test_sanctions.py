@@ -413,6 +413,39 @@ async def test_suspension_and_exit_set_status_bump_the_version_and_suspension_en
     assert [d["kind"] for d in completed] == ["suspension"]
 
 
+async def test_decisions_and_upheld_appeals_move_the_score_with_their_reason(
+    credit: Platform,
+) -> None:
+    org = await seed_org(credit)
+    before = (await credit["credit"].get(f"/scores/{org.organisation_id}", headers=OPERATOR)).json()
+    assert before["provisional"] and before["history"] == []
+    base = before["current"]["score"]
+    decided = await sanctioned(credit, org, sanction="exit", reason="转包服务，情节严重")
+    detail = (await credit["credit"].get(f"/scores/{org.organisation_id}", headers=OPERATOR)).json()
+    [change] = detail["history"]
+    assert (change["cause"], change["cause_id"]) == ("violation", decided["violation"]["id"])
+    assert "转包服务" in change["reason"] and change["new_score"] < base
+    filed = await credit["credit"].post(
+        f"/sanctions/{decided['sanction']['id']}/appeals",
+        json={"grounds": "转包系误认：合作方为本机构分支，有登记证明。"},
+        headers=org_headers(org),
+    )
+    assert filed.status_code == 201, filed.text
+    upheld = await credit["credit"].post(
+        f"/appeals/{filed.json()['id']}/decision",
+        json={"outcome": "upheld", "reason": "证据不足"},
+        headers=headers(Role.operator, subject="operator-wang"),
+    )
+    assert upheld.status_code == 200, upheld.text
+    history = (
+        await credit["credit"].get(f"/scores/{org.organisation_id}", headers=OPERATOR)
+    ).json()["history"]
+    assert [c["cause"] for c in history] == ["violation", "appeal"]
+    assert history[1]["new_score"] == base  # an overturned sanction deducts nothing
+    changed = [d for _, d in await published(credit, "sa.credit.score.changed")]
+    assert [d["cause"] for d in changed] == ["violation", "appeal"]
+
+
 async def test_a_suspension_under_a_ban_is_refused(credit: Platform) -> None:
     org = await seed_org(credit)
     await sanctioned(credit, org, sanction="blacklist", reason="弄虚作假，情节严重")

@@ -530,6 +530,17 @@ async def _impose(
     return sanction, entry
 
 
+async def _rescore(
+    uow: UnitOfWork, organisation_id: str, cause: str, cause_id: str, reason: str, now: datetime
+) -> None:
+    """The score follows every decision that changes what it is made of (same transaction)."""
+    # Imported here: the performance package imports this one's events and rules.
+    from services.credit.performance.service import recompute_score
+
+    await uow.session.flush()
+    await recompute_score(uow, organisation_id, cause, cause_id, reason[:2000], now=now)
+
+
 async def decide(
     *,
     uow: UnitOfWork,
@@ -589,6 +600,14 @@ async def decide(
         now=now,
     )
     violation.state = "decided"
+    await _rescore(
+        uow,
+        record.organisation_id,
+        "violation",
+        violation.id,
+        f"{data.sanction}: {data.reason}",
+        now,
+    )
     await uow.commit()
     return DecisionResult(
         violation=violation_to_public(violation, today=today, pack=pack),
@@ -899,6 +918,7 @@ async def decide_appeal(
         await _restore(
             uow, record, today=today, now=now, cause="appeal", cause_id=appeal.id, reason=reason
         )
+        await _rescore(uow, record.organisation_id, "appeal", appeal.id, reason, now)
     uow.emit(events.appeal_event(appeal, "decided"))
     await uow.commit()
     return appeal
@@ -1008,6 +1028,7 @@ async def decide_repair(
         await _restore(
             uow, record, today=today, now=now, cause="repair", cause_id=repair.id, reason=reason
         )
+        await _rescore(uow, record.organisation_id, "repair", repair.id, reason, now)
     repair.state = data.outcome
     repair.decided_by = actor.subject
     repair.decided_at = now

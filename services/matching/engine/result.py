@@ -1,0 +1,787 @@
+"""From arc flows to per-need outcomes with explanations.
+
+Disaggregation. First each level's inflow (from hubs) is split against its outflow (to its
+offers), then each hub's inflow (from its groups, in group order) against its outflow (the
+pieces just made, best fit first), by the north-west corner rule: the units entering a
+level are interchangeable for it, and the groups of a hub have the same priority and the
+same offers, so any split has the same value. That gives *pairs* (group, candidate, count);
+resource arcs with flow are pairs already. Then, within a group, its needs in
+order (most urgent, then longest waiting, then input order — `Problem.need_order`) take its
+pairs in order (highest value first, then arc order). A group's needs are interchangeable,
+so any such order is optimal; this one is deterministic, gives the longest-waiting person
+the best-fit provider, and leaves out the most recently opened needs first.
+
+Explanations. Everything an explanation says is read from arrays computed once per run in
+O(arcs + groups): how much of each target's capacity and each fairness cap was used, the
+lowest score held by each target, and which candidates of a group scored higher (a prefix
+of its hub's arcs and of its resource arcs, both laid out best first). An explanation is
+built on demand per *pair* (shared by every need the pair carries) or per *group* (the
+"why not" of its unassigned needs) and cached; a need's own record adds its priority
+parts. Rendering every outcome is O(assignments + groups), never O(needs × providers).
+
+For an optimal flow every candidate better than the one chosen is blocked: its capacity or
+fairness cap is used up (otherwise moving the need there would raise the total). Likewise
+an unassigned need has no eligible candidate with room left. The explanations name these
+blocked candidates with their figures.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from services.matching.engine.flow import Flows
+from services.matching.engine.model import FitParts, PriorityParts, Reason
+from services.matching.engine.problem import OFFER, RESOURCE, IntArray, Problem
+
+REASON_CODES: tuple[Reason, ...] = (
+    Reason.no_coverage,
+    Reason.capacity_exhausted,
+    Reason.all_ineligible,
+)
+
+
+@dataclass(slots=True)
+class Constraint:
+    """A limit on a candidate: its capacity, a fairness cap, or its eligibility."""
+
+    kind: str  # "capacity" | "fairness_cap" | "ineligible" | "no_capacity"
+    holder: str  # "organisation <id>" or "resource <id>"
+    used: int
+    limit: int
+    binding: bool
+    text: str
+    region: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "holder": self.holder,
+            "used": self.used,
+            "limit": self.limit,
+            "binding": self.binding,
+            "text": self.text,
+        }
+        if self.region is not None:
+            out["region"] = self.region
+        return out
+
+
+@dataclass(slots=True)
+class Competitor:
+    """A candidate the need did not get, and what stopped it."""
+
+    kind: str  # "organisation" | "resource"
+    id: str
+    score: int  # what this need would have scored there
+    fit: FitParts
+    constraint: Constraint
+    lowest_score_held: int | None  # lowest score among the needs it took in this run
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "id": self.id,
+            "score": self.score,
+            "fit": self.fit.as_dict(),
+            "constraint": self.constraint.as_dict(),
+            "lowest_score_held": self.lowest_score_held,
+        }
+
+
+@dataclass(slots=True)
+class MatchExplanation:
+    """Why this provider: the score parts and the constraints around the choice (shared by
+    every need the same arc carries)."""
+
+    kind: str  # "organisation" | "resource"
+    id: str
+    service_code: str
+    covering_prefix: str
+    fit: FitParts
+    priority: int
+    score: int
+    constraints: tuple[Constraint, ...]
+    passed_over: tuple[Competitor, ...]  # better candidates that were full (best first)
+    better_candidates: int  # how many candidates would have scored higher
+    candidates: int  # eligible candidates with capacity at the start of the run
+    text: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "provider_kind": self.kind,
+            "provider_id": self.id,
+            "service_code": self.service_code,
+            "covering_prefix": self.covering_prefix,
+            "score": self.score,
+            "priority": self.priority,
+            "fit": self.fit.as_dict(),
+            "constraints": [c.as_dict() for c in self.constraints],
+            "passed_over": [c.as_dict() for c in self.passed_over],
+            "better_candidates": self.better_candidates,
+            "candidates": self.candidates,
+            "text": self.text,
+        }
+
+
+@dataclass(slots=True)
+class WhyNot:
+    """Why a need was left unassigned (shared by the unassigned needs of a group)."""
+
+    reason: Reason
+    text: str
+    covering: int  # candidates covering item and region, eligible or not
+    eligible: int
+    candidates: tuple[Competitor, ...]  # the best few, with what stopped each
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "reason": self.reason.value,
+            "text": self.text,
+            "covering": self.covering,
+            "eligible": self.eligible,
+            "candidates": [c.as_dict() for c in self.candidates],
+        }
+
+
+@dataclass(slots=True)
+class Assignment:
+    need_id: str
+    recipient_ref: str
+    region_code: str
+    service_code: str
+    organisation_id: str | None
+    resource_id: str | None
+    score: int
+    priority: PriorityParts
+    explanation: MatchExplanation
+
+    def as_dict(self) -> dict[str, Any]:
+        """The explanation to store with the match (JSON-ready)."""
+        return {**self.explanation.as_dict(), "priority": self.priority.as_dict()}
+
+
+@dataclass(slots=True)
+class Unassigned:
+    need_id: str
+    recipient_ref: str
+    region_code: str
+    service_code: str
+    reason: Reason
+    priority: PriorityParts
+    explanation: WhyNot
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.explanation.as_dict(), "priority": self.priority.as_dict()}
+
+
+@dataclass
+class AllocationResult:
+    """The outcome of one run: per-need arrays plus explanations rendered on demand.
+
+    Pairs are (group, candidate, count): `pair_kind` OFFER with `pair_src` a candidate
+    index (`Problem.cand_*`), or RESOURCE with `pair_src` a resource arc (`Problem.rarc_*`).
+    `need_pair[i]` is the pair that carries need i (-1: unassigned). `outcome(i)`,
+    `assignments()` and `unassigned()` give the records with explanations.
+    """
+
+    method: str
+    problem: Problem
+    pair_group: IntArray
+    pair_kind: IntArray
+    pair_src: IntArray
+    pair_count: IntArray
+    pair_target: IntArray
+    pair_closeness: IntArray
+    pair_fit: IntArray
+    pair_value: IntArray
+    need_pair: IntArray
+    total_score: int
+    target_used: IntArray
+    fnode_used: IntArray
+    target_min_value: IntArray  # -1: took nothing
+    group_assigned: IntArray
+    group_reason: IntArray  # index into REASON_CODES for groups with a remainder, else -1
+    explain_top: int = 3
+    stats: dict[str, float | int] = field(default_factory=dict)
+    _pair_cache: dict[int, MatchExplanation] = field(default_factory=dict, repr=False)
+    _group_cache: dict[int, WhyNot] = field(default_factory=dict, repr=False)
+    _index: dict[str, int] | None = field(default=None, repr=False)
+    _cache: _Lists | None = field(default=None, repr=False)
+
+    # ---- counts and usage ------------------------------------------------------------
+
+    @property
+    def assigned_count(self) -> int:
+        return int((self.need_pair >= 0).sum())
+
+    @property
+    def unassigned_count(self) -> int:
+        return len(self.need_pair) - self.assigned_count
+
+    def need_target(self) -> IntArray:
+        """Target index per need (-1: unassigned)."""
+        safe = np.maximum(self.need_pair, 0)
+        return np.where(self.need_pair >= 0, self.pair_target[safe], -1)
+
+    def need_score(self) -> IntArray:
+        """Score per need (0: unassigned)."""
+        safe = np.maximum(self.need_pair, 0)
+        return np.where(self.need_pair >= 0, self.pair_value[safe], 0)
+
+    def capacity_used(self) -> dict[tuple[str, str], int]:
+        """(organisation id, service code) → needs assigned in this run."""
+        p = self.problem
+        return {
+            (p.target_id(t), p.target_service[t]): int(self.target_used[t])
+            for t in np.flatnonzero(self.target_used[: p.n_offers] > 0).tolist()
+        }
+
+    def resource_used(self) -> dict[str, int]:
+        """Resource id → quantity used in this run."""
+        p = self.problem
+        return {
+            p.target_id(t): int(self.target_used[t])
+            for t in (p.n_offers + np.flatnonzero(self.target_used[p.n_offers :] > 0)).tolist()
+        }
+
+    # ---- per need --------------------------------------------------------------------
+
+    def index_of(self, need_id: str) -> int:
+        """Position of a need in the input."""
+        if self._index is None:
+            self._index = {n.need_id: i for i, n in enumerate(self.problem.needs)}
+        return self._index[need_id]
+
+    def outcome(self, i: int) -> Assignment | Unassigned:
+        """The record of need i (its position in the input), with its explanation."""
+        p = self.problem
+        need = p.needs[i]
+        parts = p.scoring.priority_parts(need)
+        k = int(self.need_pair[i])
+        if k < 0:
+            why = self.why_not(int(p.need_group[i]))
+            return Unassigned(
+                need.need_id,
+                need.recipient_ref,
+                need.region_code,
+                need.service_code,
+                why.reason,
+                parts,
+                why,
+            )
+        ex = self.explain_pair(k)
+        is_org = ex.kind == "organisation"
+        return Assignment(
+            need.need_id,
+            need.recipient_ref,
+            need.region_code,
+            need.service_code,
+            ex.id if is_org else None,
+            None if is_org else ex.id,
+            ex.score,
+            parts,
+            ex,
+        )
+
+    def assignments(self) -> Iterator[Assignment]:
+        for i in np.flatnonzero(self.need_pair >= 0).tolist():
+            out = self.outcome(i)
+            assert isinstance(out, Assignment)
+            yield out
+
+    def unassigned(self) -> Iterator[Unassigned]:
+        for i in np.flatnonzero(self.need_pair < 0).tolist():
+            out = self.outcome(i)
+            assert isinstance(out, Unassigned)
+            yield out
+
+    def render_all(self) -> tuple[int, int]:
+        """Build (and cache) every explanation this result needs: one per pair and one per
+        group with unassigned needs. Returns their numbers."""
+        for k in range(len(self.pair_group)):
+            self.explain_pair(k)
+        groups = np.flatnonzero(self.group_reason >= 0).tolist()
+        for g in groups:
+            self.why_not(g)
+        return len(self.pair_group), len(groups)
+
+    # ---- explanations ----------------------------------------------------------------
+    # Explanations read plain lists (numpy scalar access is slow) and cache what many
+    # pairs share: a target's capacity line, a fairness line, fit parts, competitors.
+
+    def _lists(self) -> _Lists:
+        if self._cache is None:
+            self._cache = _Lists.of(self.problem, self)
+        return self._cache
+
+    def _candidate(self, kind: int, src: int) -> tuple[int, int, int, int]:
+        """(target, closeness digits, fit, fairness node) of a candidate."""
+        c = self._lists()
+        if kind == OFFER:
+            return c.cand_target[src], c.cand_close[src], c.cand_fit[src], c.cand_fnode[src]
+        return c.rarc_target[src], c.rarc_close[src], c.rarc_fit[src], -1
+
+    def _fit(self, t: int, closeness: int) -> FitParts:
+        c = self._lists()
+        key = (t, closeness)
+        fit = c.fits.get(key)
+        if fit is None:
+            fit = c.fits[key] = self.problem.fit_parts(t, closeness)
+        return fit
+
+    def _capacity(self, t: int) -> Constraint:
+        c = self._lists()
+        found = c.capacities.get(t)
+        if found is not None:
+            return found
+        p = self.problem
+        used, limit = c.target_used[t], c.target_capacity[t]
+        holder = c.labels[t]
+        what = f"{holder} for {p.target_service[t]}" if t < p.n_offers else holder
+        if limit == 0:
+            con = Constraint(
+                "no_capacity", holder, 0, 0, True, f"{what} had no capacity left before this run"
+            )
+        else:
+            full = used >= limit
+            text = (
+                f"capacity of {what} used up: {used}/{limit}"
+                if full
+                else f"capacity of {what}: {used}/{limit} used"
+            )
+            con = Constraint("capacity", holder, used, limit, full, text)
+        c.capacities[t] = con
+        return con
+
+    def _fairness(self, f: int) -> Constraint:
+        c = self._lists()
+        found = c.fairness.get(f)
+        if found is not None:
+            return found
+        p = self.problem
+        t = int(p.fnode_target[f])
+        used, limit = int(self.fnode_used[f]), int(p.fnode_cap[f])
+        region = p.fnode_region[f]
+        holder = c.labels[t]
+        share = p.fairness.max_share if p.fairness else 1.0
+        full = used >= limit
+        text = (
+            f"fairness cap of {holder} for {p.target_service[t]} in {region} "
+            f"({share:.0%} of {int(p.fnode_open_needs[f])} open needs) "
+            + (f"reached: {used}/{limit}" if full else f"{used}/{limit} used")
+        )
+        con = Constraint("fairness_cap", holder, used, limit, full, text, region)
+        c.fairness[f] = con
+        return con
+
+    def _competitor(self, priority: int, kind: int, src: int) -> Competitor:
+        """Candidate (kind, src) for a group of this priority, with what stops it."""
+        c = self._lists()
+        key = (priority, kind, src)
+        found = c.competitors.get(key)
+        if found is not None:
+            return found
+        t, closeness, fit, f = self._candidate(kind, src)
+        blocker = self._capacity(t)
+        if not blocker.binding and f >= 0:
+            blocker = self._fairness(f)
+        low = c.target_min[t]
+        found = c.competitors[key] = Competitor(
+            "organisation" if kind == OFFER else "resource",
+            c.ids[t],
+            priority * fit,
+            self._fit(t, closeness),
+            blocker,
+            low if low >= 0 else None,
+        )
+        return found
+
+    def _ranges(self, g: int) -> tuple[int, int, int, int]:
+        """Group g's candidates: its ocell's offers (if it has a hub) and its resource arcs,
+        as two index ranges, each best fit first."""
+        c = self._lists()
+        lo = hi = 0
+        if c.group_hub[g] >= 0:
+            oc = c.group_ocell[g]
+            lo, hi = c.oc_start[oc], c.oc_start[oc + 1]
+        return lo, hi, c.r_start[g], c.r_start[g + 1]
+
+    def _better(
+        self, ranges: tuple[int, int, int, int], above: int, top: int
+    ) -> tuple[int, list[tuple[int, int]]]:
+        """How many candidates in `ranges` (`_ranges(g)`) have fit > `above`, and the best
+        `top` of them as (kind, src). Both ranges are sorted by fit, so this bisects and
+        reads prefixes."""
+        c = self._lists()
+        lo, hi, rlo, rhi = ranges
+        n_o = bisect_left(c.cand_negfit, -above, lo, hi) - lo
+        n_r = bisect_left(c.rarc_negfit, -above, rlo, rhi) - rlo
+        if n_r == 0:
+            return n_o, [(OFFER, i) for i in range(lo, lo + min(n_o, top))]
+        firsts = [(c.cand_negfit[i], OFFER, i) for i in range(lo, lo + min(n_o, top))]
+        firsts += [(c.rarc_negfit[i], RESOURCE, i) for i in range(rlo, rlo + min(n_r, top))]
+        firsts.sort()
+        return n_o + n_r, [(kind, src) for _, kind, src in firsts[:top]]
+
+    def explain_pair(self, k: int) -> MatchExplanation:
+        """Why the needs of pair k went to its provider (cached)."""
+        cached = self._pair_cache.get(k)
+        if cached is not None:
+            return cached
+        p = self.problem
+        c = self._lists()
+        g, kind, src = c.pair_group[k], c.pair_kind[k], c.pair_src[k]
+        t, closeness, fit_total, f = self._candidate(kind, src)
+        priority = c.group_priority[g]
+        value = priority * fit_total
+        ranges = self._ranges(g)
+        n_better, better = self._better(ranges, fit_total, self.explain_top)
+        passed = tuple(self._competitor(priority, bk, bs) for bk, bs in better)
+        constraints: tuple[Constraint, ...] = (self._capacity(t),)
+        if f >= 0:
+            constraints += (self._fairness(f),)
+        if kind == OFFER:
+            oc = p.ocells[c.group_ocell[g]]
+            service, prefix = oc.service_code, oc.prefix
+        else:
+            rs = p.rsigs[c.group_rsig[g]]
+            service, prefix = rs.service_code, rs.prefix
+        fit = self._fit(t, closeness)
+        label = "organisation" if kind == OFFER else "resource"
+        text = (
+            f"{c.labels[t]} covers {prefix[:closeness]} ({closeness}-digit prefix); "
+            f"score {value} = priority {priority} × fit {fit_total}"
+        )
+        binding = [con.text for con in constraints if con.binding]
+        if binding:
+            text += "; bound by " + "; ".join(binding)
+        if passed:
+            text += f"; {n_better} higher-scoring candidate(s) had no room: " + "; ".join(
+                comp.constraint.text for comp in passed
+            )
+        lo, hi, rlo, rhi = ranges
+        ex = MatchExplanation(
+            kind=label,
+            id=c.ids[t],
+            service_code=service,
+            covering_prefix=prefix[:closeness],
+            fit=fit,
+            priority=priority,
+            score=value,
+            constraints=constraints,
+            passed_over=passed,
+            better_candidates=n_better,
+            candidates=hi - lo + rhi - rlo,
+            text=text,
+        )
+        self._pair_cache[k] = ex
+        return ex
+
+    def why_not(self, g: int) -> WhyNot:
+        """Why the unassigned needs of group g got nothing (cached)."""
+        cached = self._group_cache.get(g)
+        if cached is not None:
+            return cached
+        p = self.problem
+        c = self._lists()
+        code = int(self.group_reason[g])
+        reason = REASON_CODES[code] if code >= 0 else Reason.capacity_exhausted
+        first = int(p.need_order[int(p.group_start[g])])
+        oc_i = c.group_ocell[g]
+        oc = p.ocells[oc_i]
+        rsig = c.group_rsig[g]
+        rs = p.rsigs[rsig]
+        service = oc.service_code
+        region = p.needs[first].region_code
+        covering = int(p.ocell_cover[oc_i] + p.rsig_cover[rsig])
+        eligible = int(p.ocell_cover_eligible[oc_i] + p.rsig_cover_eligible[rsig])
+        priority = c.group_priority[g]
+        top = self.explain_top
+        everything = oc.offers + rs.resources
+
+        def listed(t: int, lv: int, constraint: Constraint) -> Competitor:
+            fit = self._fit(t, lv)
+            return Competitor(
+                "organisation" if t < p.n_offers else "resource",
+                c.ids[t],
+                priority * fit.total,
+                fit,
+                constraint,
+                None,
+            )
+
+        candidates: tuple[Competitor, ...] = ()
+        n_cands, best = self._better(self._ranges(g), 0, top)
+        if reason is Reason.no_coverage:
+            text = f"no contract or charity resource covers {service} in {region}"
+            other = rs.covering - len(rs.resources)
+            if other:
+                text += f" ({other} charity resource(s) cover it there but target other categories)"
+        elif reason is Reason.all_ineligible:
+            candidates = tuple(
+                listed(
+                    t,
+                    lv,
+                    Constraint(
+                        "ineligible",
+                        c.labels[t],
+                        0,
+                        0,
+                        True,
+                        f"{c.labels[t]} is {p.target_status(t)}",
+                    ),
+                )
+                for t, lv in everything[:top]
+            )
+            text = (
+                f"all {covering} candidate(s) covering {service} in {region} are ineligible: "
+                + ", ".join(comp.constraint.text for comp in candidates)
+            )
+        elif n_cands == 0:
+            empty = [(t, lv) for t, lv in everything if p.target_eligible[t]]
+            candidates = tuple(listed(t, lv, self._capacity(t)) for t, lv in empty[:top])
+            text = (
+                f"the {eligible} eligible candidate(s) for {service} in {region} "
+                "had no capacity left before this run"
+            )
+        else:
+            candidates = tuple(self._competitor(priority, kind, src) for kind, src in best)
+            text = (
+                f"all {n_cands} eligible candidate(s) with capacity for {service} in "
+                f"{region} were filled by higher-value needs: "
+                + "; ".join(
+                    comp.constraint.text
+                    + (
+                        f" (lowest score held {comp.lowest_score_held}, this need's {comp.score})"
+                        if comp.lowest_score_held is not None
+                        else ""
+                    )
+                    for comp in candidates
+                )
+            )
+        why = WhyNot(reason, text, covering, eligible, candidates)
+        self._group_cache[g] = why
+        return why
+
+
+@dataclass
+class _Lists:
+    """Plain-list copies of the arrays explanations read, and caches of shared parts."""
+
+    cand_target: list[int]
+    cand_close: list[int]
+    cand_fit: list[int]
+    cand_negfit: list[int]
+    cand_fnode: list[int]
+    rarc_target: list[int]
+    rarc_close: list[int]
+    rarc_fit: list[int]
+    rarc_negfit: list[int]
+    oc_start: list[int]
+    r_start: list[int]
+    group_hub: list[int]
+    group_ocell: list[int]
+    group_rsig: list[int]
+    group_priority: list[int]
+    pair_group: list[int]
+    pair_kind: list[int]
+    pair_src: list[int]
+    target_used: list[int]
+    target_capacity: list[int]
+    target_min: list[int]
+    ids: list[str]
+    labels: list[str]
+    fits: dict[tuple[int, int], FitParts] = field(default_factory=dict)
+    capacities: dict[int, Constraint] = field(default_factory=dict)
+    fairness: dict[int, Constraint] = field(default_factory=dict)
+    competitors: dict[tuple[int, int, int], Competitor] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, p: Problem, r: AllocationResult) -> _Lists:
+        ids = [o.organisation_id for o in p.organisations]
+        target_ids = [ids[i] for i in p.target_ref[: p.n_offers].tolist()] + [
+            res.resource_id for res in p.resources
+        ]
+        labels = [f"organisation {i}" for i in target_ids[: p.n_offers]] + [
+            f"resource {i}" for i in target_ids[p.n_offers :]
+        ]
+        first_needs = p.need_order[p.group_start[:-1]]
+        return cls(
+            cand_target=p.cand_target.tolist(),
+            cand_close=p.cand_closeness.tolist(),
+            cand_fit=p.cand_fit.tolist(),
+            cand_negfit=(-p.cand_fit).tolist(),
+            cand_fnode=p.cand_fnode.tolist(),
+            rarc_target=p.rarc_target.tolist(),
+            rarc_close=p.rarc_closeness.tolist(),
+            rarc_fit=p.rarc_fit.tolist(),
+            rarc_negfit=(-p.rarc_fit).tolist(),
+            oc_start=p.ocell_cand_start.tolist(),
+            r_start=p.group_rarc_start.tolist(),
+            group_hub=p.group_hub.tolist(),
+            group_ocell=p.group_ocell.tolist(),
+            group_rsig=p.need_rsig[first_needs].tolist(),
+            group_priority=p.group_priority.tolist(),
+            pair_group=r.pair_group.tolist(),
+            pair_kind=r.pair_kind.tolist(),
+            pair_src=r.pair_src.tolist(),
+            target_used=r.target_used.tolist(),
+            target_capacity=p.target_capacity.tolist(),
+            target_min=r.target_min_value.tolist(),
+            ids=target_ids,
+            labels=labels,
+        )
+
+
+def _north_west(in_amount: IntArray, out_amount: IntArray) -> tuple[IntArray, IntArray, IntArray]:
+    """Split consecutive supplies against consecutive demands whose totals agree node by
+    node (north-west corner rule): (in index, out index, amount) per piece."""
+    cum_in = np.cumsum(in_amount)
+    cum_out = np.cumsum(out_amount)
+    ends = np.union1d(cum_in, cum_out).astype(np.int64)
+    if len(ends) == 0:
+        return ends, ends, ends
+    starts = np.concatenate(([0], ends[:-1])).astype(np.int64)
+    return (
+        np.searchsorted(cum_in, starts, side="right"),
+        np.searchsorted(cum_out, starts, side="right"),
+        ends - starts,
+    )
+
+
+def flow_pairs(problem: Problem, flows: Flows) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+    """(group, kind, src, count) pairs from an optimal flow (see the module docstring)."""
+    p = problem
+    # Level split: hub arcs into each level (by level, then hub) against its candidates.
+    h_used = np.flatnonzero(flows.harc > 0)
+    h_used = h_used[np.lexsort((p.harc_hub[h_used], p.harc_level[h_used]))]
+    c_used = np.flatnonzero(flows.cand > 0)  # level-major already
+    in_i, out_i, amount = _north_west(flows.harc[h_used], flows.cand[c_used])
+    piece_hub = p.harc_hub[h_used[in_i]]
+    piece_cand = c_used[out_i]
+    # Hub split: each hub's links (by group) against its pieces (best fit first).
+    order = np.lexsort((piece_cand, piece_hub))
+    piece_cand, piece_amount = piece_cand[order], amount[order]
+    feeding = np.flatnonzero(flows.link > 0)
+    feeding = feeding[np.argsort(p.group_hub[feeding], kind="stable")]
+    in_i, out_i, amount = _north_west(flows.link[feeding], piece_amount)
+    r_used = np.flatnonzero(flows.rarc > 0)
+    return (
+        np.concatenate((feeding[in_i], p.rarc_group[r_used])),
+        np.concatenate(
+            (np.full(len(in_i), OFFER, np.int64), np.full(len(r_used), RESOURCE, np.int64))
+        ),
+        np.concatenate((piece_cand[out_i], r_used)),
+        np.concatenate((amount, flows.rarc[r_used])),
+    )
+
+
+def finish(
+    problem: Problem,
+    pair_group: IntArray,
+    pair_kind: IntArray,
+    pair_src: IntArray,
+    pair_count: IntArray,
+    *,
+    method: str,
+    explain_top: int = 3,
+    stats: dict[str, float | int] | None = None,
+) -> AllocationResult:
+    """Hand pairs out to needs and compute what explanations read (O(pairs + n))."""
+    p = problem
+    n = len(p.needs)
+    is_org = pair_kind == OFFER
+
+    def pick(array: npt.NDArray[Any], index: IntArray) -> IntArray:
+        """array[index] as int64 (zeros when the array is empty: no such pairs)."""
+        if len(array) == 0:
+            return np.zeros(len(index), dtype=np.int64)
+        return array[index].astype(np.int64)
+
+    cand = np.where(is_org, pair_src, 0)
+    rarc = np.where(is_org, 0, pair_src)
+    target = np.where(is_org, pick(p.cand_target, cand), pick(p.rarc_target, rarc))
+    closeness = np.where(is_org, pick(p.cand_closeness, cand), pick(p.rarc_closeness, rarc))
+    fit = np.where(is_org, pick(p.cand_fit, cand), pick(p.rarc_fit, rarc))
+    fnode = np.where(is_org, pick(p.cand_fnode, cand), -1)
+    value = p.group_priority[pair_group] * fit
+
+    # Order pairs by group, best first; a group's needs take them in that order.
+    order = np.lexsort((pair_src, pair_kind, -value, pair_group))
+    pair_group, pair_kind, pair_src, pair_count = (
+        pair_group[order],
+        pair_kind[order],
+        pair_src[order],
+        pair_count[order],
+    )
+    target, closeness, fit, fnode, value = (
+        target[order],
+        closeness[order],
+        fit[order],
+        fnode[order],
+        value[order],
+    )
+    need_pair = np.full(n, -1, dtype=np.int64)
+    if len(pair_group):
+        excl = np.cumsum(pair_count) - pair_count
+        new = np.ones(len(pair_group), dtype=bool)
+        new[1:] = pair_group[1:] != pair_group[:-1]
+        group_excl = np.maximum.accumulate(np.where(new, excl, 0))
+        start = p.group_start[pair_group] + (excl - group_excl)
+        within = np.arange(int(pair_count.sum()), dtype=np.int64) - np.repeat(excl, pair_count)
+        positions = np.repeat(start, pair_count) + within
+        need_pair[p.need_order[positions]] = np.repeat(
+            np.arange(len(pair_group), dtype=np.int64), pair_count
+        )
+
+    target_used = np.bincount(target, weights=pair_count, minlength=p.n_targets)
+    fair = fnode >= 0
+    fnode_used = np.bincount(fnode[fair], weights=pair_count[fair], minlength=len(p.fnode_target))
+    group_assigned = np.bincount(pair_group, weights=pair_count, minlength=p.n_groups)
+    big = np.iinfo(np.int64).max
+    target_min = np.full(p.n_targets, big, dtype=np.int64)
+    np.minimum.at(target_min, target, value)
+    target_min[target_min == big] = -1
+
+    # Reason codes of groups with needs left over.
+    left = p.group_size - group_assigned.astype(np.int64)
+    rsig = p.need_rsig[p.need_order[p.group_start[:-1]]] if n else np.zeros(0, np.int64)
+    has_cands = (p.group_hub >= 0) | (p.group_rarc_start[1:] > p.group_rarc_start[:-1])
+    eligible = p.ocell_cover_eligible[p.group_ocell] + p.rsig_cover_eligible[rsig]
+    cover = p.ocell_cover[p.group_ocell] + p.rsig_cover[rsig]
+    reason = np.where(
+        has_cands | (eligible > 0),
+        REASON_CODES.index(Reason.capacity_exhausted),
+        np.where(
+            cover > 0,
+            REASON_CODES.index(Reason.all_ineligible),
+            REASON_CODES.index(Reason.no_coverage),
+        ),
+    )
+    return AllocationResult(
+        method=method,
+        problem=p,
+        pair_group=pair_group,
+        pair_kind=pair_kind,
+        pair_src=pair_src,
+        pair_count=pair_count,
+        pair_target=target,
+        pair_closeness=closeness,
+        pair_fit=fit,
+        pair_value=value,
+        need_pair=need_pair,
+        total_score=int((pair_count * value).sum()),
+        target_used=target_used.astype(np.int64),
+        fnode_used=fnode_used.astype(np.int64),
+        target_min_value=target_min,
+        group_assigned=group_assigned.astype(np.int64),
+        group_reason=np.where(left > 0, reason, -1).astype(np.int64),
+        explain_top=explain_top,
+        stats=dict(stats or {}),
+    )
