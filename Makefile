@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: setup run demo test bench lint lint-ruff fmt clean
+.PHONY: setup run demo test bench asyncapi lint lint-ruff fmt clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,11 @@ test: setup
 
 bench: setup
 	$(BIN)/python -m bench
+
+## Regenerate docs/asyncapi.json (every event's contract) from the event registry; refuses a
+## change that breaks a published event version (publish a .v2 instead).
+asyncapi: setup
+	$(BIN)/sa asyncapi --out docs/asyncapi.json
 
 lint: lint-ruff
 	$(BIN)/mypy libs services

@@ -41,6 +41,7 @@ BENCHMARKS: dict[str, str] = {
     "providers_search": "bench.bench_providers_search",
     "credit_scores": "bench.bench_credit_scores",
     "allocation_engine": "bench.bench_allocation_engine",
+    "allocation_e2e": "bench.bench_allocation_e2e",
 }
 
 RunFn = Callable[[BenchContext], Awaitable[list[Figure]]]

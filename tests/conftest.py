@@ -1,4 +1,5 @@
-"""Session-wide fixtures: one real nats-server per test session, fresh databases per test."""
+"""Session-wide fixtures: one real nats-server per test session, fresh databases per test,
+and the event-contract check of every event the services publish (tests/support)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,16 @@ import pytest
 
 from libs.common.natsserver import NatsServer
 from tests.support.databases import fresh_database
+
+# Event contracts (issue 8): every event a service writes to its outbox during any test is
+# checked against the event registry; a test that publishes a bad event fails.
+from tests.support.event_contracts import (  # noqa: F401  (pytest hooks, found by name)
+    pytest_runtest_call,
+    pytest_runtest_setup,
+    pytest_runtest_teardown,
+    pytest_terminal_summary,
+    pytest_unconfigure,
+)
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,11 @@
 """`sa`: the platform's single command line.
 
 Built in: `sa token` (development tokens), `sa run` (the embedded stack), `sa demo` (the
-walking skeleton over HTTP) and `sa db` (migrations of one service). Each service adds its
-own group through the `sa.cli` entry-point group in pyproject.toml (`sa needs …`,
-`sa credit …`), so no service imports another and this module imports none of them.
+walking skeleton over HTTP), `sa asyncapi` (the event contracts document), `sa db`
+(migrations of one service) and `sa events` (a ministry's tail and export of the events).
+Each service adds its own group through the `sa.cli` entry-point group in pyproject.toml
+(`sa needs …`, `sa credit …`), so no service imports another and this module imports none
+of them.
 
 Start-up cost matters for a CLI, so nothing heavy is imported here: built-in commands import
 what they need when they run, `token` is loaded only when used, and a service's CLI module is
@@ -125,8 +127,13 @@ class SaGroup(TyperGroup):
             target="libs.common.cli_token:app",
             help="Development tokens (HS256, for local use and tests only).",
         )
+        events = _LazyCommand(
+            name="events",
+            target="libs.common.cli_events:app",
+            help="The platform's events, read as a ministry: tail them, export them.",
+        )
         # First in `sa --help`, as the command most people need first.
-        self.commands = {"token": token, **self.commands}
+        self.commands = {"token": token, **self.commands, "events": events}
         self._services: dict[str, ServiceCli] | None = None
         self._loaded: dict[str, Command | None] = {}
 
@@ -270,6 +277,29 @@ def demo(
             urls = overrides  # every URL given explicitly: no running stack.json needed
     result = run_demo(urls=urls, var_dir=var_dir, secret=secret or DEV_JWT_SECRET, timeout=timeout)
     raise typer.Exit(0 if result.ok else 1)
+
+
+@app.command()
+def asyncapi(
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Where the platform's document goes.")
+    ] = Path("docs/asyncapi.json"),
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; fail if the file is stale.")
+    ] = False,
+    accept_breaking: Annotated[
+        bool,
+        typer.Option(
+            "--accept-breaking",
+            help="Overwrite even if a published event version changes incompatibly.",
+        ),
+    ] = False,
+) -> None:
+    """Generate the AsyncAPI 3 document of every event from the event registry."""
+    from libs.common.contracts.command import generate
+
+    code = generate(out, check=check, accept_breaking=accept_breaking, echo=typer.echo)
+    raise typer.Exit(code)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-""""Now" as a dependency: the system clock in production, a settable one in tests.
+"""The time as a dependency ("now"): the system clock in production, a settable one in tests.
 
 Deadlines, ban periods, appeal windows and working-day counts all read the time; passing a
 clock (rather than calling `datetime.now` inside rules) lets a test step over a deadline

@@ -5,11 +5,13 @@ Used by `sa run` (the embedded stack) and by the test suite (one server per sess
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 
@@ -50,6 +52,8 @@ class NatsServer:
         config_file: Path | None = None,
         log_file: Path | None = None,
         new_session: bool = False,
+        env: Mapping[str, str] | None = None,
+        jetstream_in_config: bool = False,
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
@@ -59,6 +63,12 @@ class NatsServer:
         # In its own session, Ctrl-C in a terminal reaches only the supervisor, which stops
         # the services first and NATS last.
         self.new_session = new_session
+        # Added to this process's environment: a config file may read values from it
+        # (deploy/nats/nats-server.conf takes its node name, routes and secrets that way).
+        self.env = dict(env or {})
+        # The config file has its own `jetstream {}` block (nats-server refuses a store
+        # directory given twice): then `store_dir` is only where we expect it to write.
+        self.jetstream_in_config = jetstream_in_config
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -67,25 +77,35 @@ class NatsServer:
 
     def start(self, timeout: float = 15.0) -> NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
+        binary = nats_server_binary()
         args = [
-            nats_server_binary(),
+            binary,
             "-a",
             self.host,
             "-p",
             str(self.port),
-            "-js",
-            "-sd",
-            str(self.store_dir),
         ]
+        if not self.jetstream_in_config:
+            args += ["-js", "-sd", str(self.store_dir)]
         if self.config_file is not None:
             args += ["-c", str(self.config_file)]
+        # The server writes <binary>_<pid>.ports once it listens: proof that the port is open
+        # because of *this* process, not another server that took the port meanwhile.
+        args += ["--ports_file_dir", str(self.store_dir)]
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
-        self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            args,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **self.env} if self.env else None,
+            start_new_session=self.new_session,
+        )
+        ports_file = self.store_dir / f"{Path(binary).name}_{self.proc.pid}.ports"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"nats-server exited with code {self.proc.returncode}")
-            if port_open(self.host, self.port):
+            if ports_file.exists() and port_open(self.host, self.port):
                 return self
             time.sleep(0.05)
         self.stop()

@@ -20,6 +20,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import MetaData
 
 from libs.common.auth import AuthConfig, TokenVerifier
+from libs.common.contracts.api import asyncapi_router
+from libs.common.contracts.registry import ServiceContracts
 from libs.common.db import Database
 from libs.common.errors import install_error_handlers
 from libs.common.events.bus import EventBus
@@ -258,7 +260,10 @@ def create_service_app(
     description: str,
     routers: Sequence[APIRouter],
     version: str = "0.1.0",
+    contracts: ServiceContracts | None = None,
 ) -> FastAPI:
+    """The service's app; given its event `contracts`, it also serves `GET /asyncapi.json`."""
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
@@ -295,6 +300,8 @@ def create_service_app(
 
     for router in routers:
         app.include_router(router)
+    if contracts is not None:
+        app.include_router(asyncapi_router(contracts))
     instrument_app(app, runtime.telemetry)
     return app
 

@@ -37,7 +37,8 @@ class ServiceSettings(BaseSettings):
     db_pool_size: int = 20
     db_max_overflow: int = 20
 
-    # Events
+    # Events. The service's own NATS user (libs/common/nats_auth.py: it may publish only
+    # sa.<service>.>); none for the open test server, `sa run` passes generated ones.
     nats_url: str = "nats://127.0.0.1:4250"
     nats_user: str | None = None
     nats_password: str | None = None
@@ -84,4 +85,7 @@ class ServiceSettings(BaseSettings):
             weak.append("jwt_secret (or set jwks_url)")
         if self.database_url.startswith("sqlite"):
             weak.append("database_url (SQLite is for the embedded stack)")
+        if not (self.nats_user and self.nats_password):
+            # Without its own user a service could publish any subject (deploy/nats).
+            weak.append("nats_user and nats_password (the service's own NATS user)")
         return weak

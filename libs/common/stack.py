@@ -10,6 +10,14 @@ Layout under the var directory (default `var/`):
     var/log/<name>.log   each service's stdout and stderr
     var/<name>.db        each service's SQLite database (unless SA_<NAME>_DATABASE_URL is set)
     var/stack.json       ports and URLs of the running stack (removed on exit), read by `sa demo`
+    var/nats-auth.conf   the server's users and permissions (libs/common/nats_auth.py), 0600
+    var/nats-credentials.json  the ministry and operations users' passwords, 0600, read by
+                         `sa events`; both are made afresh at each start and removed on exit
+
+NATS runs with authorization on, as in production: each service gets its own user (passed as
+`SA_<NAME>_NATS_USER` / `_PASSWORD`) that may publish only its own subjects, the `ministry`
+user may only read through its own consumers, and `admin` may do anything. Passwords are
+random for each start.
 
 Each service runs as `python -m services.<name>` in its own session (process group): Ctrl-C
 in the terminal then reaches only this supervisor, which stops the services first and
@@ -32,9 +40,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from libs.common.natsserver import NatsServer, free_port, nats_server_binary
+
+if TYPE_CHECKING:
+    from libs.common.nats_auth import ConsumerGrant
 
 SERVICES: tuple[str, ...] = ("needs", "providers", "matching", "credit")
 """The services of the platform, in start-up order."""
@@ -47,6 +58,9 @@ DEFAULT_BASE_PORT = 8001
 
 HOST = "127.0.0.1"
 STACK_FILE_NAME = "stack.json"
+NATS_AUTH_FILE_NAME = "nats-auth.conf"
+NATS_CREDENTIALS_FILE_NAME = "nats-credentials.json"
+DISCOVERY_TIMEOUT_SECONDS = 120.0
 READY_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 10.0
 LOG_TAIL_LINES = 30
@@ -145,17 +159,23 @@ def service_env(
     var_dir: Path,
     log_level: str = "info",
     base: Mapping[str, str] | None = None,
+    nats_user: str | None = None,
+    nats_password: str | None = None,
 ) -> dict[str, str]:
     """Environment of one service process.
 
-    Port and NATS URL are always ours (the stack owns them); the database URL and log level
-    only default, so `SA_<NAME>_DATABASE_URL=postgresql+asyncpg://...` is respected.
+    Port, NATS URL and NATS credentials are always ours (the stack owns them); the database
+    URL and log level only default, so `SA_<NAME>_DATABASE_URL=postgresql+asyncpg://...` is
+    respected.
     """
     env = dict(os.environ if base is None else base)
     prefix = f"SA_{name.upper()}_"
     env[prefix + "PORT"] = str(port)
     env[prefix + "HOST"] = HOST
     env[prefix + "NATS_URL"] = nats_url
+    if nats_user is not None and nats_password is not None:
+        env[prefix + "NATS_USER"] = nats_user
+        env[prefix + "NATS_PASSWORD"] = nats_password
     env.setdefault(prefix + "DATABASE_URL", f"sqlite+aiosqlite:///{var_dir / f'{name}.db'}")
     env.setdefault(prefix + "LOG_LEVEL", log_level.upper())
     # Logs go to files: without this Python block-buffers them and a crash loses the reason.
@@ -231,6 +251,115 @@ def _write_json_atomically(path: Path, data: Mapping[str, Any]) -> None:
     tmp.replace(path)
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (it holds passwords), replacing any old one."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    tmp.replace(path)
+
+
+# --------------------------------------------------------------------------------------------
+# NATS authorization of the embedded stack
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NatsAuth:
+    """The generated server config and every user's password for one start of the stack."""
+
+    config_file: Path
+    credentials_file: Path
+    passwords: dict[str, str]
+
+    def remove(self) -> None:
+        for path in (self.config_file, self.credentials_file):
+            path.unlink(missing_ok=True)
+
+
+def read_nats_credentials(var_dir: Path = Path("var")) -> dict[str, Any]:
+    """What the running stack wrote for `sa events`: `{"users": {"ministry": {...}}}`."""
+    path = Path(var_dir) / NATS_CREDENTIALS_FILE_NAME
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or not isinstance(data.get("users"), dict):
+        raise StackError(f"{path} is not a NATS credentials file")
+    return data
+
+
+def discover_service_consumers(services: Sequence[str]) -> dict[str, list[ConsumerGrant]]:
+    """Each service's durable consumers, found by a child process that builds the apps.
+
+    A child, so this supervisor never imports the services. A service that cannot be loaded
+    gets no consumer: started anyway, it fails on its own and its log says why.
+    """
+    from libs.common.nats_auth import ConsumerGrant
+
+    if not services:
+        return {}
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "libs.common.nats_auth", *services],
+            capture_output=True,
+            text=True,
+            timeout=DISCOVERY_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise StackError("listing the services' NATS consumers timed out", service="nats") from exc
+    lines = result.stdout.strip().splitlines()
+    if result.returncode != 0 or not lines:
+        raise StackError(
+            "could not list the services' NATS consumers",
+            service="nats",
+            log_tail=result.stderr[-4000:],
+        )
+    found = json.loads(lines[-1])
+    return {
+        name: (
+            [ConsumerGrant(g["stream"], g["durable"]) for g in found[name]]
+            if isinstance(found.get(name), list)
+            else []
+        )
+        for name in services
+    }
+
+
+def prepare_nats_auth(var_dir: Path, services: Sequence[str]) -> NatsAuth:
+    """Generate users, passwords and permissions for `services` (plus ministry and admin)."""
+    from libs.common.nats_auth import (
+        ADMIN_USER,
+        MINISTRY_USER,
+        NatsAuthError,
+        generate_password,
+        platform_users,
+        render_authorization,
+    )
+
+    consumers = discover_service_consumers(services)
+    passwords = {name: generate_password() for name in [*services, MINISTRY_USER, ADMIN_USER]}
+    try:
+        users = platform_users(passwords, consumers)
+    except NatsAuthError as exc:
+        raise StackError(f"cannot give the services NATS users: {exc}", service="nats") from exc
+    auth = NatsAuth(
+        config_file=Path(var_dir) / NATS_AUTH_FILE_NAME,
+        credentials_file=Path(var_dir) / NATS_CREDENTIALS_FILE_NAME,
+        passwords=passwords,
+    )
+    header = (
+        "Generated by `sa run` (libs/common/stack.py) for this start only; removed on exit.\n"
+        "Users and permissions: libs/common/nats_auth.py."
+    )
+    _write_private(auth.config_file, render_authorization(users, header=header))
+    credentials = {
+        "users": {name: {"password": passwords[name]} for name in (MINISTRY_USER, ADMIN_USER)}
+    }
+    _write_private(auth.credentials_file, json.dumps(credentials, indent=2) + "\n")
+    return auth
+
+
 # --------------------------------------------------------------------------------------------
 # Processes
 # --------------------------------------------------------------------------------------------
@@ -267,6 +396,7 @@ class Stack:
     var_dir: Path
     nats: NatsServer
     services: dict[str, ServiceProcess] = field(default_factory=dict)
+    auth: NatsAuth | None = None
     _stopped: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -290,6 +420,7 @@ class Stack:
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "var_dir": str(self.var_dir),
             "nats_url": self.nats_url,
+            "nats_credentials": None if self.auth is None else str(self.auth.credentials_file),
             "services": {
                 name: {
                     "port": svc.port,
@@ -347,6 +478,8 @@ class Stack:
                 on_progress("stopping nats-server")
             self.nats.stop(timeout=STOP_TIMEOUT_SECONDS)
         finally:
+            if self.auth is not None:
+                self.auth.remove()  # passwords do not outlive the stack
             with contextlib.suppress(FileNotFoundError):
                 # Only our own description: another stack may have replaced it meanwhile.
                 data = json.loads(self.stack_file.read_text(encoding="utf-8"))
@@ -429,8 +562,12 @@ def start_stack(
     log_level: str = "info",
     ready_timeout: float = READY_TIMEOUT_SECONDS,
     on_status: Callable[[str, str], None] | None = None,
+    nats_auth: bool = True,
 ) -> Stack:
     """Start nats-server and the services, wait until every service is ready, return the Stack.
+
+    `nats_auth` (default): nats-server enforces the platform's users and permissions (see
+    the module docstring); False runs it open, as before issue 8.
 
     `nats_port`: None picks 4250, or a free port when 4250 is taken. `ports`: port per
     service; services not in it get `base_port + index` when `base_port` is given, else a
@@ -456,14 +593,23 @@ def start_stack(
             )
     nats_server_binary()  # FileNotFoundError with a hint before anything starts
     chosen_ports = service_ports(services, ports=ports, base_port=base_port)
+    auth = prepare_nats_auth(var_dir, services) if nats_auth else None
+    try:
+        # Chosen after the (slow) discovery of consumers, so the port is still free.
+        port = choose_nats_port(nats_port)
+    except BaseException:
+        if auth is not None:
+            auth.remove()
+        raise
     nats = NatsServer(
         new_session=True,
         store_dir=var_dir / "nats",
-        port=choose_nats_port(nats_port),
+        port=port,
         host=HOST,
         log_file=log_dir / "nats.log",
+        config_file=None if auth is None else auth.config_file,
     )
-    stack = Stack(var_dir=var_dir, nats=nats)
+    stack = Stack(var_dir=var_dir, nats=nats, auth=auth)
     try:
         if on_status:
             on_status("nats", "starting")
@@ -486,6 +632,8 @@ def start_stack(
                 var_dir=var_dir,
                 log_level=log_level,
                 base=base_env,
+                nats_user=None if auth is None else name,
+                nats_password=None if auth is None else auth.passwords[name],
             )
             stack.services[name] = _start_service(
                 name,
@@ -563,6 +711,7 @@ def run_stack(
             console.print(_summary_table(stack))
             console.print(
                 "Run the demo in another terminal: [bold]make demo[/]  (or [bold]sa demo[/])\n"
+                "Watch the events as a ministry would: [bold]sa events tail[/]\n"
                 "Press [bold]Ctrl-C[/] to stop."
             )
             _monitor(stack)

@@ -9,6 +9,8 @@ from services.matching.library.models import (
 )
 from services.matching.market.models import Award, Bid, BidResult, Panel, PanelScore, Tender
 from services.matching.models import metadata
+from services.matching.public import models as public_models
+from services.matching.statistics import models as statistics_models
 
 __all__ = [
     "Acceptance",
@@ -26,4 +28,6 @@ __all__ = [
     "ResourceView",
     "Tender",
     "metadata",
+    "public_models",
+    "statistics_models",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime
+from sqlalchemy import JSON, Column, DateTime, Index, text
 from sqlmodel import Field, SQLModel
 
 from libs.common.db import make_registry
@@ -63,20 +63,43 @@ class NeedView(MatchingTable, table=True):
     urgency: int
     categories: list[str] = Field(sa_column=Column(JSON, nullable=False))
     opened_at: datetime = Field(sa_type=DateTime(timezone=True))
+    # open | matched | unplaced (its provider was barred and nobody could take it over: the
+    # purchaser is told, and every run retries it) | cancelled
     status: str = Field(default="open", max_length=20, index=True)
     last_unmatched_reason: str | None = Field(default=None, max_length=1000)
+    # Why the last run left it unmatched: no_coverage | capacity_exhausted | all_ineligible,
+    # and the engine's "why not" with the capacity figures.
+    unmatched_code: str | None = Field(default=None, max_length=30)
+    unmatched_detail: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    # When a run last considered it; NULL = not yet (the micro-batch picks these up).
+    considered_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 
 
 class Match(MatchingTable, table=True):
-    """A need linked to a provider, with the explanation of why this one."""
+    """A need linked to a provider, with the explanation of why this one.
+
+    A need keeps its history: a match taken over (临时接管) stays as `replaced` next to the
+    new one, so at most one match per need is `active` (a partial unique index).
+    """
 
     __tablename__ = "match"
+    __table_args__ = (
+        # Capacity used this month per contract: the re-check of every write reads it.
+        Index("ix_match_contract_id_period", "contract_id", "period"),
+        Index(
+            "uq_match_active_need",
+            "need_id",
+            unique=True,
+            sqlite_where=text("state = 'active'"),
+            postgresql_where=text("state = 'active'"),
+        ),
+    )
 
     id: str = Field(primary_key=True, max_length=36)
-    need_id: str = Field(max_length=36, unique=True)
+    need_id: str = Field(max_length=36, index=True)
     # Exactly one of organisation_id (under contract_id) and resource_id (a charity resource).
     organisation_id: str | None = Field(default=None, max_length=36, index=True)
-    contract_id: str | None = Field(default=None, max_length=36, index=True)
+    contract_id: str | None = Field(default=None, max_length=36)
     resource_id: str | None = Field(default=None, max_length=36, index=True)
     recipient_ref: str = Field(max_length=36)
     region_code: str = Field(max_length=12)

@@ -16,6 +16,7 @@ from services.needs.all_models import metadata
 from services.needs.api import router
 from services.needs.assessments.api import router as assessments_router
 from services.needs.caseload.api import router as caseload_router
+from services.needs.event_contracts import CONTRACTS
 from services.needs.events import subscriptions
 from services.needs.intake.api import router as intake_router
 from services.needs.intake.jobs import overdue_job
@@ -45,6 +46,7 @@ def create_app(
         title="Needs service",
         description="Recipients with protected personal data, assessments, need items, intake.",
         routers=[router, assessments_router, caseload_router, intake_router],
+        contracts=CONTRACTS,
     )
     app.state.personal_data = PersonalData.from_settings(settings)
     warning = calendar_warning(datetime.now(CHINA_TZ).date())

@@ -13,6 +13,7 @@ from services.providers.api import router
 from services.providers.charities import api as charities_api
 from services.providers.charities import events as charities_events
 from services.providers.charities.jobs import expiry_job
+from services.providers.event_contracts import CONTRACTS
 from services.providers.events import subscriptions
 from services.providers.experts import api as experts_api
 from services.providers.experts import events as experts_events
@@ -46,4 +47,5 @@ def create_app(
         title="Providers service",
         description="Social forces, experts, charities and resources, projects and funds.",
         routers=[router, experts_api.router, charities_api.router, projects_api.router],
+        contracts=CONTRACTS,
     )

@@ -754,10 +754,11 @@ def test_a_sealed_bid_opens_only_on_its_own_tender_and_bidder() -> None:
 
 def test_matching_refuses_development_data_keys_in_production() -> None:
     pg, secret = "postgresql://db/matching", "a-real-secret-from-the-store"
+    nats = {"nats_user": "matching", "nats_password": "p" * 32}
     with pytest.raises(ValueError, match="data_keys"):
-        MatchingSettings(environment="production", database_url=pg, jwt_secret=secret)
+        MatchingSettings(environment="production", database_url=pg, jwt_secret=secret, **nats)
     keys = f"prod1:{generate_key()}"
     settings = MatchingSettings(
-        environment="production", database_url=pg, jwt_secret=secret, data_keys=keys
+        environment="production", database_url=pg, jwt_secret=secret, data_keys=keys, **nats
     )
     assert settings.data_keys == keys

@@ -14,7 +14,9 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from libs.common.auth import Principal, Role, require_roles
 from libs.common.clock import Clock, clock_of
 from libs.common.errors import invalid
+from libs.common.feed import FeedPage, SinceQuery
 from libs.common.pagination import Page, PageDep
+from libs.common.ratelimit import RateLimited
 from libs.common.service import RuntimeDep
 from services.credit.performance import service
 from services.credit.performance.schemas import (
@@ -36,6 +38,8 @@ from services.credit.performance.schemas import (
     SurveyCreate,
     SurveyPublic,
 )
+from services.credit.public import api as public_api
+from services.credit.public.models import EVALUATIONS
 
 router = APIRouter()
 
@@ -283,15 +287,26 @@ async def publish_evaluation(
     return out
 
 
-@router.get("/public/evaluations", response_model=Page[EvaluationPublished], tags=["public"])
+@router.get(
+    "/public/evaluations",
+    response_model=Page[EvaluationPublished] | FeedPage[EvaluationPublished],
+    tags=["public"],
+)
 async def public_evaluations(
     runtime: RuntimeDep,
+    _limited: RateLimited,
     page: PageDep,
     organisation_id: Annotated[str | None, Query(max_length=36)] = None,
     region: Region = None,
     period: Annotated[str | None, Query(max_length=10)] = None,
-) -> Page[EvaluationPublished]:
-    """Published evaluations (评价结果向社会公开): no login, no recipient refs."""
+    since: SinceQuery = None,
+) -> Page[EvaluationPublished] | FeedPage[EvaluationPublished]:
+    """Published evaluations (评价结果向社会公开): no login, no recipient refs.
+    `?since=<cursor>` follows the changes instead (services/credit/public)."""
+    if since is not None:
+        return await public_api.feed(
+            runtime, EVALUATIONS, EvaluationPublished, since, page.limit, region=region
+        )
     items, total = await service.public_evaluations(
         db=runtime.db,
         organisation_id=organisation_id,

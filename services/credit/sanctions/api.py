@@ -13,8 +13,12 @@ from fastapi import APIRouter, Depends, Query, Request, status
 
 from libs.common.auth import Principal, Role, require_roles
 from libs.common.clock import Clock, clock_of
+from libs.common.feed import FeedPage, SinceQuery
 from libs.common.pagination import Page, PageDep
+from libs.common.ratelimit import RateLimited
 from libs.common.service import RuntimeDep
+from services.credit.public import api as public_api
+from services.credit.public.models import DISHONESTY
 from services.credit.sanctions import service
 from services.credit.sanctions.rules import Severity
 from services.credit.sanctions.schemas import (
@@ -279,19 +283,27 @@ async def decide_repair(
 # ------------------------------------------------------------------------------ public
 
 
-@router.get("/public/dishonesty-list", response_model=Page[DishonestyEntry], tags=["public"])
+@router.get(
+    "/public/dishonesty-list",
+    response_model=Page[DishonestyEntry] | FeedPage[DishonestyEntry],
+    tags=["public"],
+)
 async def dishonesty_list(
     runtime: RuntimeDep,
+    _limited: RateLimited,
     page: PageDep,
     now: Now,
     uscc: Annotated[
         str | None, Query(pattern=r"^[0-9A-HJ-NPQRTUWXY]{18}$", description="Credit code")
     ] = None,
-) -> Page[DishonestyEntry]:
+    since: SinceQuery = None,
+) -> Page[DishonestyEntry] | FeedPage[DishonestyEntry]:
     """The public dishonesty list (失信名单公示), no login: organisations only — name, credit
     code, violation, legal basis, sanction, period and deciding authority. A listing shows
     from `starts_on` through `last_day`; on `ends_on` it is gone, whether or not the expiry
-    job has run."""
+    job has run. `?since=<cursor>` follows the changes instead (services/credit/public)."""
+    if since is not None:
+        return await public_api.feed(runtime, DISHONESTY, DishonestyEntry, since, page.limit)
     rows, total = await service.public_list(
         db=runtime.db,
         today=service.china_day(now),

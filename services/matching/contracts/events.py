@@ -120,6 +120,15 @@ def service_delivered(delivery: Delivery, match: Match) -> Event:
     )
 
 
+def numeric_summary(summary: dict[str, Any]) -> dict[str, int | float]:
+    """The acceptance summary's numbers (counts, scores, rates), nothing else."""
+    return {
+        str(k): v
+        for k, v in summary.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
 def acceptance_event(verb: str, acceptance: Acceptance, contract: Contract) -> Event:
     """`opened` (recipients invited) or `published` (the result)."""
     return new_event(
@@ -136,7 +145,9 @@ def acceptance_event(verb: str, acceptance: Acceptance, contract: Contract) -> E
             "period": acceptance.period,
             "invited_recipients": list(acceptance.invited_recipients),
             "result": acceptance.result,
-            "summary": dict(acceptance.summary),
+            # Only the figures: free text typed by a caseworker may name a recipient, and no
+            # event carries a recipient's identifiers (DESIGN §3).
+            "summary": numeric_summary(acceptance.summary),
             "created_at": acceptance.created_at,
             "published_at": acceptance.published_at,
         },

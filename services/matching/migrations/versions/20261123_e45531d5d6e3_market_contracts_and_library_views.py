@@ -310,9 +310,18 @@ def upgrade() -> None:
         batch_op.alter_column('organisation_id',
                existing_type=sa.VARCHAR(length=36),
                nullable=True)
-        batch_op.create_index(batch_op.f('ix_match_contract_id'), ['contract_id'], unique=False)
+        batch_op.create_index('ix_match_contract_id_period', ['contract_id', 'period'], unique=False)
         batch_op.create_index(batch_op.f('ix_match_resource_id'), ['resource_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_match_state'), ['state'], unique=False)
+        # A need keeps its replaced matches (takeover): one *active* match per need.
+        batch_op.drop_constraint('uq_match_need_id', type_='unique')
+        batch_op.create_index(batch_op.f('ix_match_need_id'), ['need_id'], unique=False)
+        batch_op.create_index('uq_match_active_need', ['need_id'], unique=True, sqlite_where=sa.text("state = 'active'"), postgresql_where=sa.text("state = 'active'"))
+
+    with op.batch_alter_table('need_view', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('unmatched_code', sqlmodel.sql.sqltypes.AutoString(length=30), nullable=True))
+        batch_op.add_column(sa.Column('unmatched_detail', sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column('considered_at', sa.DateTime(timezone=True), nullable=True))
 
     with op.batch_alter_table('organisation_view', schema=None) as batch_op:
         batch_op.add_column(sa.Column('offer_version', sa.Integer(), nullable=False, server_default='0'))
@@ -343,10 +352,18 @@ def downgrade() -> None:
         batch_op.drop_column('uscc')
         batch_op.drop_column('offer_version')
 
+    with op.batch_alter_table('need_view', schema=None) as batch_op:
+        batch_op.drop_column('considered_at')
+        batch_op.drop_column('unmatched_detail')
+        batch_op.drop_column('unmatched_code')
+
     with op.batch_alter_table('match', schema=None) as batch_op:
+        batch_op.drop_index('uq_match_active_need', sqlite_where=sa.text("state = 'active'"), postgresql_where=sa.text("state = 'active'"))
+        batch_op.drop_index(batch_op.f('ix_match_need_id'))
+        batch_op.create_unique_constraint(batch_op.f('uq_match_need_id'), ['need_id'])
         batch_op.drop_index(batch_op.f('ix_match_state'))
         batch_op.drop_index(batch_op.f('ix_match_resource_id'))
-        batch_op.drop_index(batch_op.f('ix_match_contract_id'))
+        batch_op.drop_index('ix_match_contract_id_period')
         batch_op.alter_column('organisation_id',
                existing_type=sa.VARCHAR(length=36),
                nullable=False)

@@ -1,0 +1,58 @@
+"""Event contracts: the registry of every event type, its payload schema, producer and
+consumers; AsyncAPI 3 documents generated from it; the compatibility rule for versions."""
+
+from libs.common.contracts.registry import (
+    SERVICES,
+    ContractError,
+    EventContract,
+    FieldProblem,
+    Registry,
+    ServiceContracts,
+    load_registry,
+    load_service_contracts,
+)
+from libs.common.contracts.types import (
+    Code,
+    Count,
+    Day,
+    DecimalText,
+    DivisionCode,
+    Fen,
+    Id,
+    Instant,
+    JsonObject,
+    PackId,
+    Payload,
+    RecipientRef,
+    RegionScope,
+    Text,
+    Uscc,
+    Version,
+)
+
+__all__ = [
+    "SERVICES",
+    "Code",
+    "ContractError",
+    "Count",
+    "Day",
+    "DecimalText",
+    "DivisionCode",
+    "EventContract",
+    "Fen",
+    "FieldProblem",
+    "Id",
+    "Instant",
+    "JsonObject",
+    "PackId",
+    "Payload",
+    "RecipientRef",
+    "RegionScope",
+    "Registry",
+    "ServiceContracts",
+    "Text",
+    "Uscc",
+    "Version",
+    "load_registry",
+    "load_service_contracts",
+]

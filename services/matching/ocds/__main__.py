@@ -1,0 +1,3 @@
+from services.matching.ocds.cli import app
+
+app()
