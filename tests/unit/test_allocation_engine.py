@@ -24,6 +24,7 @@ from services.matching.engine import (
     EngineOptions,
     FairnessCap,
     Need,
+    NeedColumns,
     OrganisationSupply,
     Reason,
     Scoring,
@@ -34,6 +35,7 @@ from services.matching.engine import (
     division_prefix,
     greedy_allocate,
 )
+from services.matching.engine.flow import build_graph, everything, prune
 
 SCORING = Scoring()
 
@@ -548,6 +550,25 @@ def check_reasons(inst: Instance, result: AllocationResult) -> None:
         assert all(c.constraint.binding for c in a.explanation.passed_over)
 
 
+def check_explanation_counts(inst: Instance, result: AllocationResult) -> None:
+    """The counts an explanation gives (computed in bulk), recounted from the raw inputs:
+    candidates = eligible covering targets with capacity; better = those of them that
+    would have scored higher."""
+    ts = targets(inst)
+    for a in result.assignments():
+        nd = inst.needs[result.index_of(a.need_id)]
+        values = [value(inst, nd, t) for t in ts]
+        allowed = [v for v in values if v > 0]
+        assert a.explanation.candidates == len(allowed)
+        assert a.explanation.better_candidates == sum(1 for v in allowed if v > a.score)
+        assert len(a.explanation.passed_over) == min(
+            result.explain_top, sum(1 for v in allowed if v > a.score)
+        )
+        assert [c.score for c in a.explanation.passed_over] == sorted(
+            (c.score for c in a.explanation.passed_over), reverse=True
+        )
+
+
 PROPERTY = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -558,11 +579,13 @@ def test_engine_equals_the_assignment_oracle(inst: Instance) -> None:
     assert result.total_score == lsa_optimum(inst)
     check_feasible(inst, result, None)
     check_reasons(inst, result)
-    # Grouping and partitioning do not change the optimum.
+    check_explanation_counts(inst, result)
+    # Grouping, pruning and partitioning do not change the optimum.
     for options in (
         EngineOptions(collapse=False),
         EngineOptions(partition=False),
-        EngineOptions(collapse=False, partition=False),
+        EngineOptions(prune=False),
+        EngineOptions(collapse=False, partition=False, prune=False),
     ):
         other = allocate(
             inst.needs, inst.orgs, inst.resources, scoring=inst.scoring, options=options
@@ -657,3 +680,191 @@ def test_outcomes_are_deterministic() -> None:
     first = allocate(needs, orgs)
     second = allocate(needs, orgs, options=EngineOptions(partition=False))
     assert first.need_target().tolist() == second.need_target().tolist()
+
+
+# --------------------------------------------------------------------------- columns
+
+
+def columns_of(needs: Sequence[Need]) -> NeedColumns:
+    """The needs as columns built by hand (not through `from_needs`), vocabularies in an
+    order of their own: what a caller with its own encoding would pass."""
+    regions = sorted({n.region_code for n in needs}, reverse=True)
+    services = sorted({n.service_code for n in needs})
+    sets = sorted({n.categories for n in needs})
+    return NeedColumns(
+        need_id=[n.need_id for n in needs],
+        recipient_ref=np.array([n.recipient_ref for n in needs], dtype=object),
+        region=np.array([regions.index(n.region_code) for n in needs], dtype=np.int32),
+        regions=regions,
+        service=np.array([services.index(n.service_code) for n in needs], dtype=np.int64),
+        services=services,
+        urgency=np.array([n.urgency for n in needs], dtype=np.int8),
+        waiting_days=np.array([n.waiting_days for n in needs], dtype=np.int64),
+        categories=np.array([sets.index(n.categories) for n in needs], dtype=np.int64),
+        category_sets=sets,
+    )
+
+
+@PROPERTY
+@given(instances(), st.sampled_from([None, FairnessCap(0.5, region_digits=6)]))
+def test_columns_give_the_same_result_as_objects(
+    inst: Instance, fairness: FairnessCap | None
+) -> None:
+    by_objects = allocate(
+        inst.needs, inst.orgs, inst.resources, scoring=inst.scoring, fairness=fairness
+    )
+    by_columns = allocate(
+        columns_of(inst.needs),
+        inst.orgs,
+        inst.resources,
+        scoring=inst.scoring,
+        fairness=fairness,
+    )
+    assert by_columns.total_score == by_objects.total_score
+    assert by_columns.need_target().tolist() == by_objects.need_target().tolist()
+    for i in range(len(inst.needs)):
+        a, b = by_objects.outcome(i), by_columns.outcome(i)
+        assert type(a) is type(b)
+        assert a.as_dict() == b.as_dict()
+        assert (a.need_id, a.recipient_ref, a.region_code, a.service_code) == (
+            b.need_id,
+            b.recipient_ref,
+            b.region_code,
+            b.service_code,
+        )
+    assert by_columns.capacity_used() == by_objects.capacity_used()
+    assert by_columns.resource_used() == by_objects.resource_used()
+
+
+def test_columns_round_trip_and_view() -> None:
+    needs = [
+        need("a", "220102001001", "care", 3, 40, ("tekun",)),
+        need("b", "220103001002", "counselling", 1, 0, ()),
+        need("c", "220102001001", "care", 4, 5, ("dibao", "tekun")),
+    ]
+    cols = NeedColumns.from_needs(needs)
+    assert len(cols) == 3 and [cols.need(i) for i in range(3)] == needs
+    assert cols.regions == ["220102001001", "220103001002"]  # distinct, first seen first
+    problem = build_problem(cols, [org("A", {"care": 5})])
+    assert problem.source_needs is None
+    assert list(problem.needs) == needs and problem.needs[-1] == needs[2]
+    assert problem.needs[0:2] == needs[0:2]
+    assert build_problem(needs, []).needs is needs
+    # A view converts back without copying.
+    assert NeedColumns.from_needs(problem.needs) is cols
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"regions": ["2201"]}, "not 12 digits"),
+        ({"urgency": np.array([0])}, "urgency"),
+        ({"waiting_days": np.array([-1])}, "negative"),
+        ({"service": np.array([1])}, "indexes outside"),
+        ({"categories": np.array([-1])}, "indexes outside"),
+        ({"recipient_ref": []}, "recipient refs"),
+        ({"region": np.array([0, 0])}, "shape"),
+        ({"urgency": np.array([1.5])}, "not integer"),
+    ],
+)
+def test_columns_are_validated(change: dict[str, object], message: str) -> None:
+    fields: dict[str, object] = {
+        "need_id": ["n"],
+        "recipient_ref": ["r"],
+        "region": np.array([0]),
+        "regions": ["220102001001"],
+        "service": np.array([0]),
+        "services": ["care"],
+        "urgency": np.array([2]),
+        "waiting_days": np.array([3]),
+        "categories": np.array([0]),
+        "category_sets": [("dibao",)],
+    }
+    NeedColumns(**fields)  # type: ignore[arg-type]
+    fields.update(change)
+    with pytest.raises(ValueError, match=message):
+        NeedColumns(**fields)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- graph
+
+
+def test_pruning_removes_what_no_optimum_uses_and_keeps_the_optimum() -> None:
+    # "near" has room for every need that can reach it: nobody should be left out or sent
+    # to the far organisation, so those arcs go; "tight" is short and keeps its arcs.
+    needs = [need(f"n{i}", urgency=1 + i % 4) for i in range(6)]
+    needs += [need(f"m{i}", region="220103001001") for i in range(4)]
+    orgs = [
+        org("near", {"care": 6}, ("220102",)),
+        org("far", {"care": 20}, ("2201",), credit=30, satisfaction=0.2),
+        org("tight", {"care": 2}, ("220103",)),
+    ]
+    problem = build_problem(needs, orgs)
+    alive = prune(problem)
+    full = everything(problem)
+    assert alive.count() < full.count()
+    county = [
+        g for g in range(problem.n_groups) if problem.group_ocell[g] == problem.group_ocell[0]
+    ]
+    assert not any(alive.hub_unassigned[problem.group_hub[g]] for g in county)
+    pruned = allocate(needs, orgs)
+    kept = allocate(needs, orgs, options=EngineOptions(prune=False))
+    assert pruned.total_score == kept.total_score
+    assert (
+        pruned.capacity_used()
+        == kept.capacity_used()
+        == {
+            ("near", "care"): 6,
+            ("tight", "care"): 2,
+            ("far", "care"): 2,
+        }
+    )
+    assert pruned.stats["pruned_arcs"] > 0 and kept.stats["pruned_arcs"] == 0
+
+
+def test_no_pruning_with_a_fairness_cap() -> None:
+    needs = [need(f"n{i}") for i in range(4)]
+    problem = build_problem(needs, [org("A", {"care": 10})], fairness=FairnessCap(0.5))
+    assert prune(problem).count() == everything(problem).count()
+
+
+def test_equal_candidate_lists_share_one_level_node() -> None:
+    # Two townships covered by the same two county organisations at the same fit: their
+    # levels hold the same candidates, so the graph has one node for both.
+    needs = [need(f"a{i}", region="220102001001") for i in range(3)]
+    needs += [need(f"b{i}", region="220102002001", urgency=3) for i in range(3)]
+    orgs = [
+        org("X", {"care": 2}, ("220102",)),
+        org("Y", {"care": 2}, ("220102",)),
+        org("T", {"care": 1}, ("220102001",)),
+    ]
+    problem = build_problem(needs, orgs)
+    assert len(problem.ocells) == 2
+    graph = build_graph(problem)
+    assert len(graph.set_level) == 1
+    result = allocate(needs, orgs)
+    assert (
+        result.total_score
+        == allocate(needs, orgs, options=EngineOptions(collapse=False, prune=False)).total_score
+    )
+    assert sum(result.capacity_used().values()) == 5
+
+
+def test_bulk_rendering_restores_the_garbage_collector() -> None:
+    import gc
+
+    result = allocate([need("a"), need("b")], [org("A", {"care": 1})])
+    assert gc.isenabled()
+    assert result.render_all() == (1, 1)
+    assert gc.isenabled()
+    records = result.outcomes()
+    assert gc.isenabled()
+    assert [r.need_id for r in records] == ["a", "b"]
+    assert [type(r) for r in records] == [Assignment, Unassigned]
+    assert [r.as_dict() for r in records] == [result.outcome(i).as_dict() for i in range(2)]
+    gc.disable()
+    try:
+        allocate([need("a")], [org("A", {"care": 1})]).render_all()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

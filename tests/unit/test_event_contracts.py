@@ -704,3 +704,16 @@ def test_sa_asyncapi_writes_checks_and_refuses_a_break(tmp_path: Path) -> None:
     assert json.loads(out.read_text(encoding="utf-8")) == published
     assert generate(out, accept_breaking=True, echo=lines.append) == 0
     assert out.read_text(encoding="utf-8") == dumps(platform_document(load_registry()))
+
+
+def test_times_without_an_offset_are_sent_as_utc() -> None:
+    """SQLite returns stored UTC times without their offset; the body must still carry one."""
+    event = new_event(
+        service="needs",
+        entity="need",
+        verb="opened",
+        data={"naive": datetime(2026, 11, 23, 8, 30), "aware": datetime(2026, 11, 23, tzinfo=UTC)},
+    )
+    body = json.loads(event.body())
+    assert body["naive"] == "2026-11-23T08:30:00+00:00"
+    assert body["aware"] == "2026-11-23T00:00:00+00:00"

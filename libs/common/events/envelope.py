@@ -31,7 +31,9 @@ class InvalidEnvelope(ValueError):
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.isoformat()
+        # Every time we store is UTC; SQLite hands them back without an offset, and an event
+        # must not carry a time a consumer cannot compare.
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Decimal):

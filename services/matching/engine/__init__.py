@@ -4,10 +4,12 @@ Pure and in memory (no database, no events): the matching service builds the inp
 its projections and stores the outcomes. Entry point::
 
     result = allocate(needs, organisations, resources, fairness=FairnessCap(0.4))
+    # or allocate(NeedColumns(...), …): the same needs as columns, for large runs
     for a in result.assignments():   # Assignment: need → organisation or resource
         a.organisation_id, a.resource_id, a.score, a.as_dict()   # explanation to store
     for u in result.unassigned():    # Unassigned: reason code + "why not"
         u.reason, u.as_dict()
+    records = result.outcomes()      # every need's record at once (faster in bulk)
 
 The model (objective, grouping, graph) is described in `problem.py` and `flow.py`; the
 scores in `model.Scoring`; the explanations in `result.py`; the baseline in `greedy.py`.
@@ -30,6 +32,7 @@ from services.matching.engine.model import (
     FairnessCap,
     FitParts,
     Need,
+    NeedColumns,
     OrganisationSupply,
     PriorityParts,
     Reason,
@@ -63,6 +66,7 @@ __all__ = [
     "FitParts",
     "MatchExplanation",
     "Need",
+    "NeedColumns",
     "OrganisationSupply",
     "PriorityParts",
     "Problem",

@@ -12,15 +12,16 @@ from services.matching.engine.model import (
     EngineOptions,
     FairnessCap,
     Need,
+    NeedColumns,
     OrganisationSupply,
     Scoring,
 )
 from services.matching.engine.problem import Problem, build_problem
-from services.matching.engine.result import AllocationResult, finish, flow_pairs
+from services.matching.engine.result import AllocationResult, finish
 
 
 def allocate(
-    needs: Sequence[Need],
+    needs: Sequence[Need] | NeedColumns,
     organisations: Sequence[OrganisationSupply],
     resources: Sequence[CharityResource] = (),
     *,
@@ -31,10 +32,12 @@ def allocate(
     """Assign open needs to organisations and charity resources, maximising the total of
     priority × fit subject to every capacity (and the fairness cap, if given), exactly.
 
-    Returns an `AllocationResult`: `total_score`, per-need outcomes (`outcome(i)`,
-    `assignments()`, `unassigned()`) with explanations, and capacity used per
-    (organisation, service) and per resource. Deterministic for the same input (order
-    included: ties between otherwise equal needs go to the earlier one in `needs`).
+    `needs` are `Need` objects or, for large runs, the same as `NeedColumns` (no object
+    per row; the results are the same). Returns an `AllocationResult`: `total_score`,
+    per-need outcomes (`outcome(i)`, `assignments()`, `unassigned()`) with explanations,
+    and capacity used per (organisation, service) and per resource. Deterministic for the
+    same input (order included: ties between otherwise equal needs go to the earlier one in
+    `needs`).
     """
     options = options or EngineOptions()
     t0 = time.perf_counter()
@@ -42,11 +45,23 @@ def allocate(
         needs, organisations, resources, scoring=scoring, fairness=fairness, options=options
     )
     t1 = time.perf_counter()
-    flows, st = solve_flow(problem, partition=options.partition)
+    result = allocate_problem(problem, options)
+    result.stats.update(build_seconds=t1 - t0)
+    return result
+
+
+def allocate_problem(problem: Problem, options: EngineOptions | None = None) -> AllocationResult:
+    """`allocate` on an already built problem (for benchmarks and tests)."""
+    options = options or EngineOptions()
+    t1 = time.perf_counter()
+    flows, st = solve_flow(problem, partition=options.partition, prune_arcs=options.prune)
     t2 = time.perf_counter()
     result = finish(
         problem,
-        *flow_pairs(problem, flows),
+        flows.group,
+        flows.kind,
+        flows.src,
+        flows.count,
         method="min_cost_flow",
         explain_top=options.explain_top,
     )
@@ -56,30 +71,19 @@ def allocate(
         components=st.components,
         largest_component_arcs=st.largest_component_arcs,
         solves=st.solves,
-        build_seconds=t1 - t0,
+        graph_arcs=st.graph_arcs,
+        graph_nodes=st.graph_nodes,
+        pruned_arcs=st.pruned_arcs,
         flow_seconds=t2 - t1,
+        graph_seconds=st.build_seconds,
         solver_seconds=st.solver_seconds,
         finish_seconds=t3 - t2,
     )
     return result
 
 
-def allocate_problem(problem: Problem, options: EngineOptions | None = None) -> AllocationResult:
-    """`allocate` on an already built problem (for benchmarks and tests)."""
-    options = options or EngineOptions()
-    flows, st = solve_flow(problem, partition=options.partition)
-    result = finish(
-        problem,
-        *flow_pairs(problem, flows),
-        method="min_cost_flow",
-        explain_top=options.explain_top,
-    )
-    result.stats.update(_shape(problem), components=st.components, solves=st.solves)
-    return result
-
-
 def greedy_allocate(
-    needs: Sequence[Need],
+    needs: Sequence[Need] | NeedColumns,
     organisations: Sequence[OrganisationSupply],
     resources: Sequence[CharityResource] = (),
     *,
@@ -106,7 +110,7 @@ def greedy_problem(problem: Problem, options: EngineOptions | None = None) -> Al
 
 def _shape(problem: Problem) -> dict[str, float | int]:
     return {
-        "needs": len(problem.needs),
+        "needs": problem.n_needs,
         "groups": problem.n_groups,
         "hubs": problem.n_hubs,
         "levels": problem.n_levels,

@@ -15,11 +15,19 @@ city `"2201"`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from operator import attrgetter
 from types import MappingProxyType
+from typing import Any, TypeVar, overload
+
+import numpy as np
+import numpy.typing as npt
+
+IntArray = npt.NDArray[np.int64]
+H = TypeVar("H", bound=Hashable)
 
 #: The lengths of a division-code prefix: province, city, county, township, village.
 LEVELS: tuple[int, ...] = (2, 4, 6, 9, 12)
@@ -91,6 +99,139 @@ class Need:
             raise ValueError(f"need {self.need_id}: urgency {self.urgency} is not 1–4")
         if self.waiting_days < 0:
             raise ValueError(f"need {self.need_id}: negative waiting days")
+
+
+def factorize(values: Sequence[H]) -> tuple[IntArray, list[H]]:
+    """Dictionary-encode values: (code of each value, distinct values in first-seen order)."""
+    distinct = list(dict.fromkeys(values))
+    index = {v: i for i, v in enumerate(distinct)}
+    codes = np.fromiter(map(index.__getitem__, values), dtype=np.int64, count=len(values))
+    return codes, distinct
+
+
+def _int_column(name: str, values: object, n: int) -> IntArray:
+    column = np.asarray(values)
+    if column.ndim != 1 or len(column) != n:
+        raise ValueError(f"column {name} has shape {column.shape}, want ({n},)")
+    if len(column) and not np.issubdtype(column.dtype, np.integer):
+        raise ValueError(f"column {name} is not integer")
+    return column.astype(np.int64, copy=False)
+
+
+@dataclass(frozen=True, eq=False)
+class NeedColumns:
+    """Open needs as columns: the input path for large runs, with no `Need` object per row.
+
+    Row *i* is the need `Need(need_id[i], recipient_ref[i], regions[region[i]],
+    services[service[i]], urgency[i], waiting_days[i], category_sets[categories[i]])`.
+    Region, service and category set are dictionary-encoded (an index into a list of the
+    distinct values), as a snapshot of open needs naturally is: a million needs fall in a few
+    tens of thousands of villages, eight items and a few dozen category sets. The engine then
+    reads a handful of integer arrays instead of a million objects (`from_needs` converts
+    objects, which is what `allocate` does with a sequence of `Need`). Everything is checked
+    on construction, as `Need` checks one row.
+    """
+
+    need_id: Sequence[str] | npt.NDArray[Any]  # str values (a list, or a numpy array)
+    recipient_ref: Sequence[str] | npt.NDArray[Any]
+    region: IntArray
+    regions: Sequence[str]
+    service: IntArray
+    services: Sequence[str]
+    urgency: IntArray
+    waiting_days: IntArray
+    categories: IntArray
+    category_sets: Sequence[tuple[str, ...]]
+
+    def __post_init__(self) -> None:
+        n = len(self.need_id)
+        if len(self.recipient_ref) != n:
+            raise ValueError(f"{len(self.recipient_ref)} recipient refs for {n} needs")
+        for name, vocabulary in (
+            ("region", self.regions),
+            ("service", self.services),
+            ("categories", self.category_sets),
+        ):
+            column = _int_column(name, getattr(self, name), n)
+            object.__setattr__(self, name, column)
+            if n and (int(column.min()) < 0 or int(column.max()) >= len(vocabulary)):
+                raise ValueError(f"column {name} indexes outside its {len(vocabulary)} values")
+        for name in ("urgency", "waiting_days"):
+            object.__setattr__(self, name, _int_column(name, getattr(self, name), n))
+        for code in self.regions:
+            if len(code) != 12 or not code.isdigit() or not code.isascii():
+                raise ValueError(f"region {code!r} is not 12 digits")
+        if n and (int(self.urgency.min()) < 1 or int(self.urgency.max()) > 4):
+            raise ValueError("urgency must be 1–4")
+        if n and int(self.waiting_days.min()) < 0:
+            raise ValueError("negative waiting days")
+
+    def __len__(self) -> int:
+        return len(self.need_id)
+
+    @classmethod
+    def from_needs(cls, needs: Sequence[Need]) -> NeedColumns:
+        """The columns of `Need` objects (one pass per attribute)."""
+        if isinstance(needs, NeedView):
+            return needs.columns
+        n = len(needs)
+        region, regions = factorize(list(map(attrgetter("region_code"), needs)))
+        service, services = factorize(list(map(attrgetter("service_code"), needs)))
+        categories, category_sets = factorize(list(map(attrgetter("categories"), needs)))
+        return cls(
+            need_id=list(map(attrgetter("need_id"), needs)),
+            recipient_ref=list(map(attrgetter("recipient_ref"), needs)),
+            region=region,
+            regions=regions,
+            service=service,
+            services=services,
+            urgency=np.fromiter(map(attrgetter("urgency"), needs), np.int64, count=n),
+            waiting_days=np.fromiter(map(attrgetter("waiting_days"), needs), np.int64, count=n),
+            categories=categories,
+            category_sets=category_sets,
+        )
+
+    def need(self, i: int) -> Need:
+        """Row i as a `Need`."""
+        return Need(
+            str(self.need_id[i]),
+            str(self.recipient_ref[i]),
+            self.regions[int(self.region[i])],
+            self.services[int(self.service[i])],
+            int(self.urgency[i]),
+            int(self.waiting_days[i]),
+            tuple(self.category_sets[int(self.categories[i])]),
+        )
+
+
+class NeedView(Sequence["Need"]):
+    """The rows of `NeedColumns` as a read-only sequence of `Need` (made on access)."""
+
+    __slots__ = ("columns",)
+
+    def __init__(self, columns: NeedColumns) -> None:
+        self.columns = columns
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    @overload
+    def __getitem__(self, i: int) -> Need: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Need]: ...
+
+    def __getitem__(self, i: int | slice) -> Need | list[Need]:
+        if isinstance(i, slice):
+            return [self.columns.need(k) for k in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return self.columns.need(i)
+
+    def __iter__(self) -> Iterator[Need]:
+        return (self.columns.need(k) for k in range(len(self)))
 
 
 @dataclass(frozen=True)
@@ -365,11 +506,12 @@ class FairnessCap:
 class EngineOptions:
     """Switches for tests and benchmarks; the defaults are what the service should use.
 
-    `collapse=False` gives every need its own node and `partition=False` solves one graph:
-    both give the same optimum (slower), which the tests check. `explain_top` is how many
-    competing candidates an explanation names.
+    `collapse=False` gives every need its own node, `partition=False` solves one graph and
+    `prune=False` keeps every arc (`flow.prune`): all give the same optimum (slower), which
+    the tests check. `explain_top` is how many competing candidates an explanation names.
     """
 
     collapse: bool = True
     partition: bool = True
+    prune: bool = True
     explain_top: int = 3

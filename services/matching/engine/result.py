@@ -1,23 +1,21 @@
-"""From arc flows to per-need outcomes with explanations.
+"""From the flow to per-need outcomes with explanations.
 
-Disaggregation. First each level's inflow (from hubs) is split against its outflow (to its
-offers), then each hub's inflow (from its groups, in group order) against its outflow (the
-pieces just made, best fit first), by the north-west corner rule: the units entering a
-level are interchangeable for it, and the groups of a hub have the same priority and the
-same offers, so any split has the same value. That gives *pairs* (group, candidate, count);
-resource arcs with flow are pairs already. Then, within a group, its needs in
-order (most urgent, then longest waiting, then input order — `Problem.need_order`) take its
-pairs in order (highest value first, then arc order). A group's needs are interchangeable,
-so any such order is optimal; this one is deterministic, gives the longest-waiting person
-the best-fit provider, and leaves out the most recently opened needs first.
+Disaggregation. The flow arrives as *pairs* (group, candidate, count) (`flow.pairs_of`).
+Within a group, its needs in order (most urgent, then longest waiting, then input order —
+`Problem.need_order`) take its pairs in order (highest value first, then arc order). A
+group's needs are interchangeable, so any such order is optimal; this one is deterministic,
+gives the longest-waiting person the best-fit provider, and leaves out the most recently
+opened needs first.
 
-Explanations. Everything an explanation says is read from arrays computed once per run in
-O(arcs + groups): how much of each target's capacity and each fairness cap was used, the
-lowest score held by each target, and which candidates of a group scored higher (a prefix
-of its hub's arcs and of its resource arcs, both laid out best first). An explanation is
-built on demand per *pair* (shared by every need the pair carries) or per *group* (the
-"why not" of its unassigned needs) and cached; a need's own record adds its priority
-parts. Rendering every outcome is O(assignments + groups), never O(needs × providers).
+Explanations. Everything an explanation says is computed in bulk, as arrays, once per run
+in O(pairs + arcs + groups) (`finish`): how much of each target's capacity and each
+fairness cap was used, the lowest score held by each target, and per pair how many
+candidates of its group scored higher and which `explain_top` of them (a prefix of its
+ocell's candidates and of its resource arcs, both laid out best first). The explanation
+objects (`MatchExplanation`, `WhyNot`: texts, dicts) are rendered from these on demand per
+*pair* (shared by every need the pair carries) or per *group* (the "why not" of its
+unassigned needs) and cached; a need's own record adds its priority parts. Rendering every
+outcome is O(assignments + groups), never O(needs × providers).
 
 For an optimal flow every candidate better than the one chosen is blocked: its capacity or
 fairness cap is used up (otherwise moving the need there would raise the total). Likewise
@@ -27,17 +25,24 @@ blocked candidates with their figures.
 
 from __future__ import annotations
 
+import gc
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from services.matching.engine.flow import Flows
-from services.matching.engine.model import FitParts, PriorityParts, Reason
-from services.matching.engine.problem import OFFER, RESOURCE, IntArray, Problem
+from services.matching.engine.model import (
+    CharityResource,
+    FitParts,
+    OrganisationSupply,
+    PriorityParts,
+    Reason,
+)
+from services.matching.engine.problem import OFFER, RESOURCE, IntArray, OCell, Problem, RSig
 
 REASON_CODES: tuple[Reason, ...] = (
     Reason.no_coverage,
@@ -182,12 +187,17 @@ class Unassigned:
 
 @dataclass
 class AllocationResult:
-    """The outcome of one run: per-need arrays plus explanations rendered on demand.
+    """The outcome of one run: per-need and per-pair arrays, explanations rendered on demand.
 
     Pairs are (group, candidate, count): `pair_kind` OFFER with `pair_src` a candidate
     index (`Problem.cand_*`), or RESOURCE with `pair_src` a resource arc (`Problem.rarc_*`).
     `need_pair[i]` is the pair that carries need i (-1: unassigned). `outcome(i)`,
     `assignments()` and `unassigned()` give the records with explanations.
+
+    The explanation data, in bulk: `pair_better` (candidates of the pair's group that
+    would have scored higher: all blocked), `pair_candidates` (its eligible candidates with
+    capacity), `pair_passed_kind` / `pair_passed_src` (the best `explain_top` of the higher
+    ones, -1 padded), `target_used`, `fnode_used`, `target_min_value`, `group_reason`.
     """
 
     method: str
@@ -199,7 +209,12 @@ class AllocationResult:
     pair_target: IntArray
     pair_closeness: IntArray
     pair_fit: IntArray
+    pair_fnode: IntArray
     pair_value: IntArray
+    pair_better: IntArray
+    pair_candidates: IntArray
+    pair_passed_kind: IntArray
+    pair_passed_src: IntArray
     need_pair: IntArray
     total_score: int
     target_used: IntArray
@@ -213,6 +228,7 @@ class AllocationResult:
     _group_cache: dict[int, WhyNot] = field(default_factory=dict, repr=False)
     _index: dict[str, int] | None = field(default=None, repr=False)
     _cache: _Lists | None = field(default=None, repr=False)
+    _row_cache: _Rows | None = field(default=None, repr=False)
 
     # ---- counts and usage ------------------------------------------------------------
 
@@ -226,11 +242,15 @@ class AllocationResult:
 
     def need_target(self) -> IntArray:
         """Target index per need (-1: unassigned)."""
+        if len(self.pair_target) == 0:
+            return np.full(len(self.need_pair), -1, dtype=np.int64)
         safe = np.maximum(self.need_pair, 0)
         return np.where(self.need_pair >= 0, self.pair_target[safe], -1)
 
     def need_score(self) -> IntArray:
         """Score per need (0: unassigned)."""
+        if len(self.pair_value) == 0:
+            return np.zeros(len(self.need_pair), dtype=np.int64)
         safe = np.maximum(self.need_pair, 0)
         return np.where(self.need_pair >= 0, self.pair_value[safe], 0)
 
@@ -255,39 +275,52 @@ class AllocationResult:
     def index_of(self, need_id: str) -> int:
         """Position of a need in the input."""
         if self._index is None:
-            self._index = {n.need_id: i for i, n in enumerate(self.problem.needs)}
+            ids = self.problem.columns.need_id
+            self._index = {str(x): i for i, x in enumerate(ids)}
         return self._index[need_id]
+
+    def priority_parts(self, i: int) -> PriorityParts:
+        """The priority parts of need i (as `Scoring.priority_parts` gives them)."""
+        c = self._cache or self._lists()
+        r = self._row_cache or self._rows()
+        days, category = r.waiting_days[i], r.categories[i]
+        return PriorityParts(
+            c.urgency_points[r.urgency[i]],
+            min(days // c.waiting_step_days, c.waiting_cap_steps) * c.waiting_points,
+            c.vulnerability[category],
+            c.vulnerable[category],
+            days,
+        )
 
     def outcome(self, i: int) -> Assignment | Unassigned:
         """The record of need i (its position in the input), with its explanation."""
-        p = self.problem
-        need = p.needs[i]
-        parts = p.scoring.priority_parts(need)
-        k = int(self.need_pair[i])
+        # Called once per need (a million in a large run): plain lists, no numpy scalars.
+        r = self._row_cache or self._rows()
+        parts = self.priority_parts(i)
+        need_id, ref = r.need_id[i], r.recipient_ref[i]
+        region, service = r.regions[r.region[i]], r.services[r.service[i]]
+        k = r.pair[i]
         if k < 0:
-            why = self.why_not(int(p.need_group[i]))
-            return Unassigned(
-                need.need_id,
-                need.recipient_ref,
-                need.region_code,
-                need.service_code,
-                why.reason,
-                parts,
-                why,
-            )
+            why = self.why_not(r.group[i])
+            return Unassigned(need_id, ref, region, service, why.reason, parts, why)
         ex = self.explain_pair(k)
-        is_org = ex.kind == "organisation"
-        return Assignment(
-            need.need_id,
-            need.recipient_ref,
-            need.region_code,
-            need.service_code,
-            ex.id if is_org else None,
-            None if is_org else ex.id,
-            ex.score,
-            parts,
-            ex,
-        )
+        if ex.kind == "organisation":
+            org_id, res_id = ex.id, None
+        else:
+            org_id, res_id = None, ex.id
+        return Assignment(need_id, ref, region, service, org_id, res_id, ex.score, parts, ex)
+
+    def _rows(self) -> _Rows:
+        if self._row_cache is None:
+            self._row_cache = _Rows.of(self.problem, self)
+        return self._row_cache
+
+    def outcomes(self) -> list[Assignment | Unassigned]:
+        """`outcome(i)` for every need, in input order, made in one go (with the cyclic
+        garbage collector paused, as in `render_all`: a million records take a third of
+        the time)."""
+        with _collector_paused():
+            return [self.outcome(i) for i in range(len(self.need_pair))]
 
     def assignments(self) -> Iterator[Assignment]:
         for i in np.flatnonzero(self.need_pair >= 0).tolist():
@@ -304,11 +337,12 @@ class AllocationResult:
     def render_all(self) -> tuple[int, int]:
         """Build (and cache) every explanation this result needs: one per pair and one per
         group with unassigned needs. Returns their numbers."""
-        for k in range(len(self.pair_group)):
-            self.explain_pair(k)
-        groups = np.flatnonzero(self.group_reason >= 0).tolist()
-        for g in groups:
-            self.why_not(g)
+        with _collector_paused():
+            for k in range(len(self.pair_group)):
+                self.explain_pair(k)
+            groups = np.flatnonzero(self.group_reason >= 0).tolist()
+            for g in groups:
+                self.why_not(g)
         return len(self.pair_group), len(groups)
 
     # ---- explanations ----------------------------------------------------------------
@@ -328,11 +362,14 @@ class AllocationResult:
         return c.rarc_target[src], c.rarc_close[src], c.rarc_fit[src], -1
 
     def _fit(self, t: int, closeness: int) -> FitParts:
+        """Fit parts of target t at a closeness (as `Problem.fit_parts`, from lists)."""
         c = self._lists()
         key = (t, closeness)
         fit = c.fits.get(key)
         if fit is None:
-            fit = c.fits[key] = self.problem.fit_parts(t, closeness)
+            fit = c.fits[key] = FitParts(
+                closeness, c.closeness_points[closeness], c.credit[t], c.satisfaction[t]
+            )
         return fit
 
     def _capacity(self, t: int) -> Constraint:
@@ -381,13 +418,14 @@ class AllocationResult:
         return con
 
     def _competitor(self, priority: int, kind: int, src: int) -> Competitor:
-        """Candidate (kind, src) for a group of this priority, with what stops it."""
+        """Candidate (kind, src) for a group of this priority, with what stops it (shared by
+        every candidate entry of the same target, closeness and fairness node)."""
         c = self._lists()
-        key = (priority, kind, src)
+        t, closeness, fit, f = self._candidate(kind, src)
+        key = (priority, t, closeness, f)
         found = c.competitors.get(key)
         if found is not None:
             return found
-        t, closeness, fit, f = self._candidate(kind, src)
         blocker = self._capacity(t)
         if not blocker.binding and f >= 0:
             blocker = self._fairness(f)
@@ -431,54 +469,65 @@ class AllocationResult:
 
     def explain_pair(self, k: int) -> MatchExplanation:
         """Why the needs of pair k went to its provider (cached)."""
-        cached = self._pair_cache.get(k)
-        if cached is not None:
-            return cached
-        p = self.problem
-        c = self._lists()
-        g, kind, src = c.pair_group[k], c.pair_kind[k], c.pair_src[k]
-        t, closeness, fit_total, f = self._candidate(kind, src)
+        ex = self._pair_cache.get(k)
+        if ex is not None:
+            return ex
+        # Called once per pair (tens of thousands per run): plain lists, cached parts.
+        c = self._cache or self._lists()
+        g, kind, t = c.pair_group[k], c.pair_kind[k], c.pair_target[k]
+        closeness, fit_total, f = c.pair_close[k], c.pair_fit[k], c.pair_fnode[k]
         priority = c.group_priority[g]
         value = priority * fit_total
-        ranges = self._ranges(g)
-        n_better, better = self._better(ranges, fit_total, self.explain_top)
-        passed = tuple(self._competitor(priority, bk, bs) for bk, bs in better)
-        constraints: tuple[Constraint, ...] = (self._capacity(t),)
+        passed: tuple[Competitor, ...] = ()
+        at = k * c.top
+        if c.top and c.passed_kind[at] >= 0:
+            found = []
+            competitors = c.competitors
+            for j in range(at, at + c.top):
+                bk = c.passed_kind[j]
+                if bk < 0:
+                    break
+                key = (priority, c.passed_target[j], c.passed_close[j], c.passed_fnode[j])
+                comp = competitors.get(key)
+                found.append(comp or self._competitor(priority, bk, c.passed_src[j]))
+            passed = tuple(found)
+        capacity = c.capacities.get(t) or self._capacity(t)
         if f >= 0:
-            constraints += (self._fairness(f),)
-        if kind == OFFER:
-            oc = p.ocells[c.group_ocell[g]]
-            service, prefix = oc.service_code, oc.prefix
+            fairness = self._fairness(f)
+            constraints: tuple[Constraint, ...] = (capacity, fairness)
+            binding = [con.text for con in constraints if con.binding]
         else:
-            rs = p.rsigs[c.group_rsig[g]]
-            service, prefix = rs.service_code, rs.prefix
-        fit = self._fit(t, closeness)
-        label = "organisation" if kind == OFFER else "resource"
+            constraints = (capacity,)
+            binding = [capacity.text] if capacity.binding else []
+        if kind == OFFER:
+            cell: OCell | RSig = self.problem.ocells[c.group_ocell[g]]
+        else:
+            cell = self.problem.rsigs[c.group_rsig[g]]
+        prefix = cell.prefix[:closeness]
+        fit = c.fits.get((t, closeness)) or self._fit(t, closeness)
         text = (
-            f"{c.labels[t]} covers {prefix[:closeness]} ({closeness}-digit prefix); "
+            f"{c.labels[t]} covers {prefix} ({closeness}-digit prefix); "
             f"score {value} = priority {priority} × fit {fit_total}"
         )
-        binding = [con.text for con in constraints if con.binding]
         if binding:
             text += "; bound by " + "; ".join(binding)
         if passed:
-            text += f"; {n_better} higher-scoring candidate(s) had no room: " + "; ".join(
-                comp.constraint.text for comp in passed
+            text += f"; {c.pair_better[k]} higher-scoring candidate(s) had no room: " + "; ".join(
+                [comp.constraint.text for comp in passed]
             )
-        lo, hi, rlo, rhi = ranges
         ex = MatchExplanation(
-            kind=label,
-            id=c.ids[t],
-            service_code=service,
-            covering_prefix=prefix[:closeness],
-            fit=fit,
-            priority=priority,
-            score=value,
-            constraints=constraints,
-            passed_over=passed,
-            better_candidates=n_better,
-            candidates=hi - lo + rhi - rlo,
-            text=text,
+            "organisation" if kind == OFFER else "resource",
+            c.ids[t],
+            cell.service_code,
+            prefix,
+            fit,
+            priority,
+            value,
+            constraints,
+            passed,
+            c.pair_better[k],
+            c.pair_candidates[k],
+            text,
         )
         self._pair_cache[k] = ex
         return ex
@@ -490,6 +539,7 @@ class AllocationResult:
             return cached
         p = self.problem
         c = self._lists()
+        cols = p.columns
         code = int(self.group_reason[g])
         reason = REASON_CODES[code] if code >= 0 else Reason.capacity_exhausted
         first = int(p.need_order[int(p.group_start[g])])
@@ -498,12 +548,14 @@ class AllocationResult:
         rsig = c.group_rsig[g]
         rs = p.rsigs[rsig]
         service = oc.service_code
-        region = p.needs[first].region_code
+        region = cols.regions[int(cols.region[first])]
         covering = int(p.ocell_cover[oc_i] + p.rsig_cover[rsig])
         eligible = int(p.ocell_cover_eligible[oc_i] + p.rsig_cover_eligible[rsig])
         priority = c.group_priority[g]
         top = self.explain_top
-        everything = oc.offers + rs.resources
+
+        def everything() -> list[tuple[int, int]]:
+            return p.ocell_offers(oc_i) + p.rsig_resources(rsig)
 
         def listed(t: int, lv: int, constraint: Constraint) -> Competitor:
             fit = self._fit(t, lv)
@@ -520,7 +572,7 @@ class AllocationResult:
         n_cands, best = self._better(self._ranges(g), 0, top)
         if reason is Reason.no_coverage:
             text = f"no contract or charity resource covers {service} in {region}"
-            other = rs.covering - len(rs.resources)
+            other = rs.covering - int(p.rsig_cover[rsig])
             if other:
                 text += f" ({other} charity resource(s) cover it there but target other categories)"
         elif reason is Reason.all_ineligible:
@@ -537,14 +589,14 @@ class AllocationResult:
                         f"{c.labels[t]} is {p.target_status(t)}",
                     ),
                 )
-                for t, lv in everything[:top]
+                for t, lv in everything()[:top]
             )
             text = (
                 f"all {covering} candidate(s) covering {service} in {region} are ineligible: "
                 + ", ".join(comp.constraint.text for comp in candidates)
             )
         elif n_cands == 0:
-            empty = [(t, lv) for t, lv in everything if p.target_eligible[t]]
+            empty = [(t, lv) for t, lv in everything() if p.target_eligible[t]]
             candidates = tuple(listed(t, lv, self._capacity(t)) for t, lv in empty[:top])
             text = (
                 f"the {eligible} eligible candidate(s) for {service} in {region} "
@@ -571,6 +623,46 @@ class AllocationResult:
 
 
 @dataclass
+class _Rows:
+    """Plain-list copies of the per-need columns `outcome` reads."""
+
+    need_id: Sequence[str]
+    recipient_ref: Sequence[str]
+    regions: Sequence[str]
+    services: Sequence[str]
+    region: list[int]
+    service: list[int]
+    urgency: list[int]
+    waiting_days: list[int]
+    categories: list[int]
+    pair: list[int]
+    group: list[int]
+
+    @classmethod
+    def of(cls, p: Problem, r: AllocationResult) -> _Rows:
+        cols = p.columns
+
+        def text(values: Sequence[str] | npt.NDArray[Any]) -> Sequence[str]:
+            if isinstance(values, np.ndarray):
+                return [str(v) for v in values.tolist()]
+            return values
+
+        return cls(
+            need_id=text(cols.need_id),
+            recipient_ref=text(cols.recipient_ref),
+            regions=cols.regions,
+            services=cols.services,
+            region=cols.region.tolist(),
+            service=cols.service.tolist(),
+            urgency=cols.urgency.tolist(),
+            waiting_days=cols.waiting_days.tolist(),
+            categories=cols.categories.tolist(),
+            pair=r.need_pair.tolist(),
+            group=p.need_group.tolist(),
+        )
+
+
+@dataclass
 class _Lists:
     """Plain-list copies of the arrays explanations read, and caches of shared parts."""
 
@@ -591,16 +683,36 @@ class _Lists:
     group_priority: list[int]
     pair_group: list[int]
     pair_kind: list[int]
-    pair_src: list[int]
+    pair_target: list[int]
+    pair_close: list[int]
+    pair_fit: list[int]
+    pair_fnode: list[int]
+    pair_better: list[int]
+    pair_candidates: list[int]
+    top: int
+    passed_kind: list[int]  # pair k's are k * top … k * top + top - 1
+    passed_src: list[int]
+    passed_target: list[int]
+    passed_close: list[int]
+    passed_fnode: list[int]
     target_used: list[int]
     target_capacity: list[int]
     target_min: list[int]
     ids: list[str]
     labels: list[str]
+    credit: list[int]  # fit points per target
+    satisfaction: list[int]
+    closeness_points: list[int]
+    urgency_points: list[int]
+    waiting_step_days: int
+    waiting_cap_steps: int
+    waiting_points: int
+    vulnerability: list[int]
+    vulnerable: list[str | None]
     fits: dict[tuple[int, int], FitParts] = field(default_factory=dict)
     capacities: dict[int, Constraint] = field(default_factory=dict)
     fairness: dict[int, Constraint] = field(default_factory=dict)
-    competitors: dict[tuple[int, int, int], Competitor] = field(default_factory=dict)
+    competitors: dict[tuple[int, int, int, int], Competitor] = field(default_factory=dict)
 
     @classmethod
     def of(cls, p: Problem, r: AllocationResult) -> _Lists:
@@ -611,7 +723,33 @@ class _Lists:
         labels = [f"organisation {i}" for i in target_ids[: p.n_offers]] + [
             f"resource {i}" for i in target_ids[p.n_offers :]
         ]
-        first_needs = p.need_order[p.group_start[:-1]]
+        sc = p.scoring
+        sources: list[OrganisationSupply | CharityResource] = [
+            p.organisations[o] for o in p.target_ref[: p.n_offers].tolist()
+        ]
+        sources += p.resources
+        closeness_points = [0] * 13
+        for level, pts in sc.closeness_points.items():
+            closeness_points[level] = pts
+        urgency_points = [0] * 5
+        for u, pts in sc.urgency_points.items():
+            urgency_points[u] = pts
+        vulnerable = [sc.vulnerability(tuple(cs)) for cs in p.columns.category_sets]
+        passed_kind = r.pair_passed_kind.ravel()
+        passed_src = r.pair_passed_src.ravel()
+        is_org = passed_kind == OFFER
+        org_src = np.where(is_org & (passed_src >= 0), passed_src, 0)
+        res_src = np.where(~is_org & (passed_src >= 0), passed_src, 0)
+
+        def at(array: npt.NDArray[Any], index: IntArray) -> IntArray:
+            return array[index].astype(np.int64) if len(array) else np.zeros_like(index)
+
+        cand_t, cand_c, cand_f = (
+            at(p.cand_target, org_src),
+            at(p.cand_closeness, org_src),
+            at(p.cand_fnode, org_src),
+        )
+        rarc_t, rarc_c = at(p.rarc_target, res_src), at(p.rarc_closeness, res_src)
         return cls(
             cand_target=p.cand_target.tolist(),
             cand_close=p.cand_closeness.tolist(),
@@ -626,60 +764,106 @@ class _Lists:
             r_start=p.group_rarc_start.tolist(),
             group_hub=p.group_hub.tolist(),
             group_ocell=p.group_ocell.tolist(),
-            group_rsig=p.need_rsig[first_needs].tolist(),
+            group_rsig=p.group_rsig.tolist(),
             group_priority=p.group_priority.tolist(),
             pair_group=r.pair_group.tolist(),
             pair_kind=r.pair_kind.tolist(),
-            pair_src=r.pair_src.tolist(),
+            pair_target=r.pair_target.tolist(),
+            pair_close=r.pair_closeness.tolist(),
+            pair_fit=r.pair_fit.tolist(),
+            pair_fnode=r.pair_fnode.tolist(),
+            pair_better=r.pair_better.tolist(),
+            pair_candidates=r.pair_candidates.tolist(),
+            top=r.pair_passed_kind.shape[1],
+            passed_kind=passed_kind.tolist(),
+            passed_src=passed_src.tolist(),
+            passed_target=np.where(is_org, cand_t, rarc_t).tolist(),
+            passed_close=np.where(is_org, cand_c, rarc_c).tolist(),
+            passed_fnode=np.where(is_org, cand_f, -1).tolist(),
             target_used=r.target_used.tolist(),
             target_capacity=p.target_capacity.tolist(),
             target_min=r.target_min_value.tolist(),
             ids=target_ids,
             labels=labels,
+            credit=[sc.credit(s.credit_score) for s in sources],
+            satisfaction=[sc.satisfaction(s.satisfaction) for s in sources],
+            closeness_points=closeness_points,
+            urgency_points=urgency_points,
+            waiting_step_days=sc.waiting_step_days,
+            waiting_cap_steps=sc.waiting_cap_steps,
+            waiting_points=sc.waiting_points_per_step,
+            vulnerability=[v for v, _ in vulnerable],
+            vulnerable=[c for _, c in vulnerable],
         )
 
 
-def _north_west(in_amount: IntArray, out_amount: IntArray) -> tuple[IntArray, IntArray, IntArray]:
-    """Split consecutive supplies against consecutive demands whose totals agree node by
-    node (north-west corner rule): (in index, out index, amount) per piece."""
-    cum_in = np.cumsum(in_amount)
-    cum_out = np.cumsum(out_amount)
-    ends = np.union1d(cum_in, cum_out).astype(np.int64)
-    if len(ends) == 0:
-        return ends, ends, ends
-    starts = np.concatenate(([0], ends[:-1])).astype(np.int64)
-    return (
-        np.searchsorted(cum_in, starts, side="right"),
-        np.searchsorted(cum_out, starts, side="right"),
-        ends - starts,
-    )
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while records are made in bulk. Records and
+    explanations are many small objects, and each collection rescans everything the run
+    holds (a million-need run: millions of references): with it on, rendering every
+    explanation took twice as long and every record three times (measured). Nothing made
+    here is cyclic, so nothing is left for it to find; its state is restored after."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
-def flow_pairs(problem: Problem, flows: Flows) -> tuple[IntArray, IntArray, IntArray, IntArray]:
-    """(group, kind, src, count) pairs from an optimal flow (see the module docstring)."""
-    p = problem
-    # Level split: hub arcs into each level (by level, then hub) against its candidates.
-    h_used = np.flatnonzero(flows.harc > 0)
-    h_used = h_used[np.lexsort((p.harc_hub[h_used], p.harc_level[h_used]))]
-    c_used = np.flatnonzero(flows.cand > 0)  # level-major already
-    in_i, out_i, amount = _north_west(flows.harc[h_used], flows.cand[c_used])
-    piece_hub = p.harc_hub[h_used[in_i]]
-    piece_cand = c_used[out_i]
-    # Hub split: each hub's links (by group) against its pieces (best fit first).
-    order = np.lexsort((piece_cand, piece_hub))
-    piece_cand, piece_amount = piece_cand[order], amount[order]
-    feeding = np.flatnonzero(flows.link > 0)
-    feeding = feeding[np.argsort(p.group_hub[feeding], kind="stable")]
-    in_i, out_i, amount = _north_west(flows.link[feeding], piece_amount)
-    r_used = np.flatnonzero(flows.rarc > 0)
-    return (
-        np.concatenate((feeding[in_i], p.rarc_group[r_used])),
-        np.concatenate(
-            (np.full(len(in_i), OFFER, np.int64), np.full(len(r_used), RESOURCE, np.int64))
-        ),
-        np.concatenate((piece_cand[out_i], r_used)),
-        np.concatenate((amount, flows.rarc[r_used])),
+def _higher(pair_key: IntArray, sorted_key: IntArray, lo: IntArray) -> IntArray:
+    """How many entries of each pair's range (starting at `lo`, keys ascending) have a key
+    below the pair's key: the candidates that scored higher."""
+    return np.searchsorted(sorted_key, pair_key, side="left") - lo
+
+
+def _explain_bulk(
+    p: Problem, group: IntArray, fit: IntArray, top: int
+) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+    """Per pair: how many candidates of its group have a higher fit, how many candidates
+    the group has, and the best `top` higher ones as (kind, src), -1 padded."""
+    n = len(group)
+    span = int(max(p.cand_fit.max(initial=0), p.rarc_fit.max(initial=0), fit.max(initial=0)))
+    span += 2
+    has_hub = p.group_hub[group] >= 0
+    ocell = p.group_ocell[group] if n else group
+    lo = np.where(has_hub, p.ocell_cand_start[ocell], 0)
+    hi = np.where(has_hub, p.ocell_cand_start[ocell + 1], 0)
+    cand_ocell = np.repeat(np.arange(len(p.ocells), dtype=np.int64), np.diff(p.ocell_cand_start))
+    n_o = np.where(
+        has_hub,
+        _higher(ocell * span + (span - 1 - fit), cand_ocell * span + (span - 1 - p.cand_fit), lo),
+        0,
     )
+    rlo, rhi = p.group_rarc_start[group], p.group_rarc_start[group + 1]
+    rarc_key = p.rarc_group * span + (span - 1 - p.rarc_fit)
+    n_r = _higher(group * span + (span - 1 - fit), rarc_key, rlo)
+    better = n_o + n_r
+    candidates = (hi - lo) + (rhi - rlo)
+    kind_out = np.full((n, top), -1, dtype=np.int64)
+    src_out = np.full((n, top), -1, dtype=np.int64)
+    if n and top > 0:
+        j = np.arange(top, dtype=np.int64)
+        take_o = j[None, :] < np.minimum(n_o, top)[:, None]
+        take_r = j[None, :] < np.minimum(n_r, top)[:, None]
+        row_o, col_o = np.nonzero(take_o)
+        row_r, col_r = np.nonzero(take_r)
+        src_o = lo[row_o] + col_o
+        src_r = rlo[row_r] + col_r
+        row = np.concatenate((row_o, row_r))
+        kind = np.concatenate((np.full(len(row_o), OFFER), np.full(len(row_r), RESOURCE)))
+        src = np.concatenate((src_o, src_r))
+        negfit = np.concatenate((-p.cand_fit[src_o], -p.rarc_fit[src_r]))
+        order = np.lexsort((src, kind, negfit, row))
+        row, kind, src = row[order], kind[order], src[order]
+        start = np.searchsorted(row, np.arange(n, dtype=np.int64))
+        rank = np.arange(len(row), dtype=np.int64) - start[row]
+        keep = rank < top
+        kind_out[row[keep], rank[keep]] = kind[keep]
+        src_out[row[keep], rank[keep]] = src[keep]
+    return better, candidates, kind_out, src_out
 
 
 def finish(
@@ -695,7 +879,7 @@ def finish(
 ) -> AllocationResult:
     """Hand pairs out to needs and compute what explanations read (O(pairs + n))."""
     p = problem
-    n = len(p.needs)
+    n = p.n_needs
     is_org = pair_kind == OFFER
 
     def pick(array: npt.NDArray[Any], index: IntArray) -> IntArray:
@@ -748,10 +932,11 @@ def finish(
     target_min = np.full(p.n_targets, big, dtype=np.int64)
     np.minimum.at(target_min, target, value)
     target_min[target_min == big] = -1
+    better, candidates, passed_kind, passed_src = _explain_bulk(p, pair_group, fit, explain_top)
 
     # Reason codes of groups with needs left over.
     left = p.group_size - group_assigned.astype(np.int64)
-    rsig = p.need_rsig[p.need_order[p.group_start[:-1]]] if n else np.zeros(0, np.int64)
+    rsig = p.group_rsig
     has_cands = (p.group_hub >= 0) | (p.group_rarc_start[1:] > p.group_rarc_start[:-1])
     eligible = p.ocell_cover_eligible[p.group_ocell] + p.rsig_cover_eligible[rsig]
     cover = p.ocell_cover[p.group_ocell] + p.rsig_cover[rsig]
@@ -774,7 +959,12 @@ def finish(
         pair_target=target,
         pair_closeness=closeness,
         pair_fit=fit,
+        pair_fnode=fnode,
         pair_value=value,
+        pair_better=better,
+        pair_candidates=candidates,
+        pair_passed_kind=passed_kind,
+        pair_passed_src=passed_src,
         need_pair=need_pair,
         total_score=int((pair_count * value).sum()),
         target_used=target_used.astype(np.int64),
