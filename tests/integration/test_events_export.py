@@ -330,7 +330,11 @@ async def test_the_ministry_may_use_only_its_own_consumer_names(
     with pytest.raises(EventsError, match="permissions violation"):
         await export_into(auth, tmp_path / "x.jsonl", durable="needs-matches")
     wrong = Connection(url=auth.url, user=MINISTRY_USER, password="guess")
-    with pytest.raises(EventsError, match=r"(?i)cannot connect.*authorization violation"):
+    # The server answers -ERR 'Authorization Violation' and closes; the client sometimes sees
+    # the reset before it reads the error. Either way the wrong password does not get in.
+    with pytest.raises(
+        EventsError, match=r"(?i)cannot connect.*(authorization violation|connection reset)"
+    ):
         await wrong.open()
 
 
