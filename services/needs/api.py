@@ -175,9 +175,7 @@ async def open_need(body: NeedCreate, runtime: RuntimeDep, actor: CaseWorker) ->
     """Open a need item for a direct service; matching receives `sa.needs.need.opened`."""
     # Concurrent openings share one transaction (group commit); each is answered only
     # after that commit, and one that fails rolls back alone.
-    need = await runtime.group.submit(
-        lambda uow: service.open_need_in(uow=uow, data=body, actor=actor)
-    )
+    need = await runtime.group.submit_item(service.open_needs, service.NeedRequest(body, actor))
     return NeedPublic.model_validate(need)
 
 

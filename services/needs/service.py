@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -374,6 +375,44 @@ async def access_log(
         )
 
 
+def new_need(
+    *,
+    recipient_ref: str,
+    region_code: str,
+    categories: Sequence[str],
+    item: NeedItem,
+    actor: Principal,
+    assessment_id: str | None = None,
+    field_path: str = "body.service_code",
+) -> Need:
+    """A need item checked against the recipient's province pack (not yet stored)."""
+    pack = pack_for_region(region_code)
+    errors = [
+        FieldError(field_path, e.reason) for e in rules.service_errors(pack, item.service_code)
+    ]
+    if errors:
+        raise InvalidInput(
+            detail="The service cannot be opened as a need; see `errors`.", errors=errors
+        )
+    now = datetime.now(UTC)
+    return Need(
+        id=str(uuid.uuid4()),
+        recipient_ref=recipient_ref,
+        region_code=region_code,
+        service_code=item.service_code,
+        urgency=item.urgency,
+        categories=list(categories),
+        quantity=item.quantity,
+        unit=item.unit,
+        period_months=item.period_months,
+        assessment_id=assessment_id,
+        status="open",
+        created_by=actor.subject,
+        created_at=now,
+        updated_at=now,
+    )
+
+
 def add_need(
     *,
     uow: UnitOfWork,
@@ -384,53 +423,73 @@ def add_need(
     field_path: str = "body.service_code",
 ) -> Need:
     """Open one need item (in the caller's transaction) and queue `need.opened`."""
-    pack = pack_for_region(recipient.region_code)
-    errors = [
-        FieldError(field_path, e.reason) for e in rules.service_errors(pack, item.service_code)
-    ]
-    if errors:
-        raise InvalidInput(
-            detail="The service cannot be opened as a need; see `errors`.", errors=errors
-        )
-    now = datetime.now(UTC)
-    need = Need(
-        id=str(uuid.uuid4()),
+    need = new_need(
         recipient_ref=recipient.ref,
         region_code=recipient.region_code,
-        service_code=item.service_code,
-        urgency=item.urgency,
-        categories=list(recipient.categories),
-        quantity=item.quantity,
-        unit=item.unit,
-        period_months=item.period_months,
+        categories=recipient.categories,
+        item=item,
+        actor=actor,
         assessment_id=assessment_id,
-        status="open",
-        created_by=actor.subject,
-        created_at=now,
-        updated_at=now,
+        field_path=field_path,
     )
     uow.session.add(need)
     uow.emit(events.need_opened(need))
     return need
 
 
-async def open_need_in(*, uow: UnitOfWork, data: NeedCreate, actor: Principal) -> Need:
-    """Open a need item inside the caller's transaction (e.g. a group commit)."""
-    recipient = await uow.session.get(Recipient, data.recipient_ref)
-    if recipient is None or not actor.covers(recipient.region_code):
-        raise invalid("body.recipient_ref", "no such recipient in your region")
-    return add_need(
-        uow=uow,
-        recipient=recipient,
-        item=NeedItem(service_code=data.service_code, urgency=data.urgency),
-        actor=actor,
+@dataclass(frozen=True)
+class NeedRequest:
+    """One `POST /needs`: what was asked and by whom."""
+
+    data: NeedCreate
+    actor: Principal
+
+
+async def open_needs(uow: UnitOfWork, requests: Sequence[NeedRequest]) -> list[Need | Exception]:
+    """Open the need items of concurrent requests together (a group-commit batch operation).
+
+    One query reads every recipient named (only the columns a need copies: never the sealed
+    personal fields) and one statement inserts every need. A request for a recipient out of
+    the caller's region, or for a service the pack refuses, gets its error and writes
+    nothing; the others go ahead.
+    """
+    refs = list({r.data.recipient_ref for r in requests})
+    rows = await uow.session.execute(
+        select(col(Recipient.ref), col(Recipient.region_code), col(Recipient.categories)).where(
+            col(Recipient.ref).in_(refs)
+        )
     )
+    found = {ref: (region, categories) for ref, region, categories in rows}
+    results: list[Need | Exception] = []
+    opened: list[Need] = []
+    for request in requests:
+        recipient = found.get(request.data.recipient_ref)
+        if recipient is None or not request.actor.covers(recipient[0]):
+            results.append(invalid("body.recipient_ref", "no such recipient in your region"))
+            continue
+        try:
+            need = new_need(
+                recipient_ref=request.data.recipient_ref,
+                region_code=recipient[0],
+                categories=recipient[1],
+                item=NeedItem(service_code=request.data.service_code, urgency=request.data.urgency),
+                actor=request.actor,
+            )
+        except InvalidInput as exc:
+            results.append(exc)
+            continue
+        opened.append(need)
+        results.append(need)
+    if opened:
+        await uow.session.execute(
+            insert(Need), [need.model_dump(include=_NEED_COLUMNS) for need in opened]
+        )
+        for need in opened:
+            uow.emit(events.need_opened(need))
+    return results
 
 
-async def open_need(*, uow: UnitOfWork, data: NeedCreate, actor: Principal) -> Need:
-    need = await open_need_in(uow=uow, data=data, actor=actor)
-    await uow.commit()
-    return need
+_NEED_COLUMNS: set[str] = set(Need.__table__.columns.keys())  # type: ignore[attr-defined]
 
 
 def cancel(uow: UnitOfWork, need: Need, reason: str) -> None:
