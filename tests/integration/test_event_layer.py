@@ -263,3 +263,46 @@ def test_subscription_needs_exactly_one_handler() -> None:
 
     with pytest.raises(ValueError, match="exactly one"):
         Subscription(durable="d", stream="NEEDS", subjects=["sa.needs.>"])
+
+
+async def test_relay_pipelines_batches_in_order_and_marks_them_all(kit: Kit) -> None:
+    from libs.common.events import OutboxRelay
+    from tests.support.eventkit import tables
+
+    events = [await kit.write_event(i) for i in range(30)]
+    relay = OutboxRelay(db=kit.db, tables=tables, bus=kit.bus, batch_size=7)
+    moved = await relay.publish_pending()
+    # SQLite sends batch k+1 while batch k's acks come back (up to 8 batches a call);
+    # PostgreSQL moves one locked batch per call.
+    assert moved == (30 if kit.db.is_sqlite else 7)
+    while await relay.publish_pending():
+        pass
+    assert await kit.pending() == 0
+    info = await kit.bus.js.stream_info("NEEDS")
+    first = info.state.first_seq
+    stored = [await kit.bus.js.get_msg("NEEDS", first + k) for k in range(30)]
+    assert [m.headers["ce-id"] for m in stored if m.headers] == [e.id for e in events]
+
+
+@pytest.mark.parametrize("prefetch", [True, False])
+async def test_running_consumer_applies_every_event_once_and_stops_cleanly(
+    database_url: str, nats_url: str, prefetch: bool
+) -> None:
+    # A batch of 5: 47 events take ten fetches, each full one followed by a prefetch.
+    kit = await Kit(database_url, nats_url, batch_size=5, prefetch=prefetch).open()
+    try:
+        events = [await kit.write_event(i) for i in range(47)]
+        await kit.relay.publish_pending()
+        await kit.worker.start()
+        task = asyncio.create_task(kit.worker.run())
+        for _ in range(200):
+            if kit.worker.handled_total >= 47:
+                break
+            await asyncio.sleep(0.05)
+        kit.worker.stop()
+        await asyncio.wait_for(task, timeout=5)  # returns, prefetch cancelled, no error
+        assert sorted(v for _, v in await kit.effects()) == list(range(47))
+        assert {e for e, _ in await kit.effects()} == {e.id for e in events}
+        assert (await settled_consumer(kit)).num_ack_pending == 0
+    finally:
+        await kit.close()

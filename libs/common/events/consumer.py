@@ -11,6 +11,7 @@ error, then are terminated.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -69,11 +70,16 @@ def dead_letter_subject(durable: str) -> str:
 class _PullLoop:
     """Fetch batches from a bound pull subscription until stopped.
 
-    `stop()` lets the batch in hand finish (its acks included) and cuts short an idle wait.
+    With `prefetch`, the next fetch is requested as soon as a batch arrives, so its
+    messages travel while this batch is being applied (batches are still handled one at a
+    time, in order). `stop()` lets the batch in hand finish (its acks included) and cuts
+    short an idle wait; messages a cancelled prefetch had received stay unacked and are
+    redelivered after `ack_wait`.
     """
 
     fetch_batch: int = 128
     fetch_timeout: float = 1.0
+    prefetch: bool = False
     name: str = "pull-loop"
 
     def __init__(self) -> None:
@@ -92,26 +98,40 @@ class _PullLoop:
         if self._fetching is not None and not self._fetching.done():
             self._fetching.cancel()
 
+    def _fetch(self) -> asyncio.Future[Any]:
+        self._fetching = asyncio.ensure_future(
+            self._psub.fetch(self.fetch_batch, timeout=self.fetch_timeout)
+        )
+        return self._fetching
+
     async def run(self) -> None:
         if self._psub is None:
             await self.start()
-        while not self._stopping:
-            self._fetching = asyncio.ensure_future(
-                self._psub.fetch(self.fetch_batch, timeout=self.fetch_timeout)
-            )
-            try:
-                msgs = await self._fetching
-            except (NatsTimeoutError, TimeoutError):
-                continue  # nothing waiting: fetch() raises instead of returning []
-            except asyncio.CancelledError:
-                if self._stopping:
-                    return  # stop() interrupted an idle wait
-                raise
-            except Exception:
-                log.warning("%s: fetch failed; retrying", self.name, exc_info=True)
-                await asyncio.sleep(1.0)
-                continue
-            await self.handle_batch(msgs)
+        ahead: asyncio.Future[Any] | None = None
+        try:
+            while not self._stopping:
+                fetching, ahead = ahead or self._fetch(), None
+                try:
+                    msgs = await fetching
+                except (NatsTimeoutError, TimeoutError):
+                    continue  # nothing waiting: fetch() raises instead of returning []
+                except asyncio.CancelledError:
+                    if self._stopping:
+                        return  # stop() interrupted an idle wait
+                    raise
+                except Exception:
+                    log.warning("%s: fetch failed; retrying", self.name, exc_info=True)
+                    await asyncio.sleep(1.0)
+                    continue
+                if self.prefetch and len(msgs) >= self.fetch_batch:
+                    ahead = self._fetch()  # a full batch: more is likely waiting
+                await self.handle_batch(msgs)
+        finally:
+            if ahead is not None and not ahead.done():
+                ahead.cancel()
+            if ahead is not None:
+                with contextlib.suppress(BaseException):
+                    await ahead
 
 
 class ConsumerWorker(_PullLoop):
@@ -129,8 +149,10 @@ class ConsumerWorker(_PullLoop):
         backoff_base_seconds: float = 0.5,
         backoff_max_seconds: float = 30.0,
         fetch_timeout: float = 1.0,
+        prefetch: bool = True,
     ) -> None:
         super().__init__()
+        self.prefetch = prefetch
         self.sub = subscription
         self.name = subscription.durable
         self.fetch_batch = batch_size

@@ -41,6 +41,10 @@ from libs.common.events.envelope import Event, encode_json
 
 log = logging.getLogger(__name__)
 
+#: Batches one `publish_pending()` call may move on SQLite before it returns (so a stop
+#: request is heard between calls).
+PIPELINE_BATCHES = 8
+
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for a log.
 _SeqType = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -196,7 +200,8 @@ class OutboxRelay:
                 await asyncio.wait_for(self._wake.wait(), timeout=backoff)
 
     async def publish_pending(self) -> int:
-        """Publish one batch; return how many rows were marked published."""
+        """Publish what is pending, up to `PIPELINE_BATCHES` batches; return how many rows
+        were marked published."""
         t = self.tables.outbox
         query = (
             select(t.c.seq, t.c.event_id, t.c.nats_subject, t.c.headers, t.c.body)
@@ -205,25 +210,46 @@ class OutboxRelay:
             .limit(self.batch_size)
         )
         if self.db.is_sqlite:
-            # Read without the writer lock; publish; then mark in a short write transaction.
-            async with self.db.session() as session:
-                rows = (await session.execute(query)).all()
-            if not rows:
-                return 0
-            done, failed = await self._publish(rows)
-            faults.hit("relay.after_publish")
-            async with self.db.write_session() as session:
-                await self._mark(session, done, failed)
-                await session.commit()
-            return len(done)
+            return await self._publish_pipelined(query)
         # PostgreSQL: replicas share the outbox; SKIP LOCKED splits the rows between them.
         async with self.db.session() as session, session.begin():
             rows = (await session.execute(query.with_for_update(skip_locked=True))).all()
             if not rows:
                 return 0
-            done, failed = await self._publish(rows)
+            done, failed = await self._acked(await self._send(rows))
             faults.hit("relay.after_publish")
             await self._mark(session, done, failed)
+        return len(done)
+
+    async def _publish_pipelined(self, query: Any) -> int:
+        """SQLite (one relay per database): while batch k's acknowledgements come back,
+        batch k+1 is read and sent; batch k is then marked in a short write transaction.
+        Reads take no writer lock; rows still in flight are skipped by their sequence."""
+        t = self.tables.outbox
+        total = 0
+        in_flight: list[tuple[int, asyncio.Future[Any]]] | None = None
+        after: int | None = None
+        for _ in range(PIPELINE_BATCHES):
+            page = query if after is None else query.where(t.c.seq > after)
+            async with self.db.session() as session:
+                rows = (await session.execute(page)).all()
+            sent = await self._send(rows) if rows else None
+            if in_flight is not None:
+                total += await self._settle(in_flight)
+            in_flight = sent
+            if len(rows) < self.batch_size:
+                break
+            after = rows[-1].seq
+        if in_flight is not None:
+            total += await self._settle(in_flight)
+        return total
+
+    async def _settle(self, sent: list[tuple[int, asyncio.Future[Any]]]) -> int:
+        done, failed = await self._acked(sent)
+        faults.hit("relay.after_publish")
+        async with self.db.write_session() as session:
+            await self._mark(session, done, failed)
+            await session.commit()
         return len(done)
 
     async def _mark(self, session: AsyncSession, done: list[int], failed: dict[int, str]) -> None:
@@ -239,7 +265,8 @@ class OutboxRelay:
                 .values(attempts=t.c.attempts + 1, last_error=error[:2000])
             )
 
-    async def _publish(self, rows: Sequence[Any]) -> tuple[list[int], dict[int, str]]:
+    async def _send(self, rows: Sequence[Any]) -> list[tuple[int, asyncio.Future[Any]]]:
+        """Publish every row, pipelined; the acknowledgements' futures by row sequence."""
         js = self.bus.js
         futures: list[tuple[int, asyncio.Future[Any]]] = []
         for row in rows:
@@ -247,6 +274,12 @@ class OutboxRelay:
             headers = self._with_producer_span(row.nats_subject, row.event_id, headers)
             fut = await js.publish_async(row.nats_subject, row.body, headers=headers)
             futures.append((row.seq, fut))
+        return futures
+
+    async def _acked(
+        self, futures: list[tuple[int, asyncio.Future[Any]]]
+    ) -> tuple[list[int], dict[int, str]]:
+        """Wait for the acknowledgements: the sequences stored, and those that failed."""
         done: list[int] = []
         failed: dict[int, str] = {}
         results = await asyncio.wait_for(
@@ -259,7 +292,7 @@ class OutboxRelay:
             else:
                 done.append(seq)  # a PubAck, duplicate or not: the stream holds it
         if failed:
-            log.warning("outbox relay: %d of %d publishes failed", len(failed), len(rows))
+            log.warning("outbox relay: %d of %d publishes failed", len(failed), len(futures))
         self.published_total += len(done)
         return done, failed
 
