@@ -302,6 +302,47 @@ def asyncapi(
     raise typer.Exit(code)
 
 
+@app.command()
+def calendar(
+    today: Annotated[
+        str | None,
+        typer.Option("--today", help="Look from this day (YYYY-MM-DD) [default: today in China]."),
+    ] = None,
+) -> None:
+    """How far each province's working-day calendar reaches; exit 1 if one runs out soon.
+
+    Deadlines counted in PRC working days (intake time limits, violation response windows,
+    single-source publicity) are refused beyond it, so run this from monitoring.
+    """
+    import datetime as dt
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from libs.common.clock import today_in_china
+    from libs.common.policy import calendar_horizons
+
+    try:
+        day = dt.date.fromisoformat(today) if today else today_in_china()
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"expected YYYY-MM-DD, got {today!r}", param_hint="--today"
+        ) from exc
+    horizons = calendar_horizons(day)
+    table = Table(title=f"Working-day calendars seen from {day}")
+    for column in ("province", "known through", "days left", "status"):
+        table.add_column(column)
+    for h in horizons:
+        status = "[red]runs out soon[/]" if h.running_out else "[green]ok[/]"
+        table.add_row(h.province, str(h.known_through), str(h.days_left), status)
+    console = Console()
+    console.print(table)
+    late = [h for h in horizons if h.running_out]
+    for h in late:
+        console.print(f"[yellow]{h.warning()}[/]")
+    raise typer.Exit(1 if late else 0)
+
+
 # --------------------------------------------------------------------------------------------
 # sa db
 # --------------------------------------------------------------------------------------------

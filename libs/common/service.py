@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import MetaData
 
 from libs.common.auth import AuthConfig, TokenVerifier
+from libs.common.clock import clock_of, today_in_china
 from libs.common.contracts.api import asyncapi_router
 from libs.common.contracts.registry import ServiceContracts
 from libs.common.db import Database
@@ -30,6 +31,7 @@ from libs.common.events.group import GroupCommitter
 from libs.common.events.outbox import EventTables, OutboxRelay
 from libs.common.events.uow import UnitOfWork
 from libs.common.migrations import upgrade_to_head
+from libs.common.policy import calendar_horizons
 from libs.common.settings import ServiceSettings
 from libs.common.telemetry import Telemetry, instrument_app, instrument_engine, setup_telemetry
 
@@ -148,6 +150,8 @@ class ServiceRuntime:
 
     async def start(self) -> None:
         await self.migrate()
+        for warning in self.calendar_warnings():
+            log.warning("%s: %s", self.name, warning)
         self._tasks.append(asyncio.create_task(self._start_events(), name=f"{self.name}-events"))
         # Background work (relay, consumers, jobs) can be switched off, e.g. in tests that
         # drive each step themselves.
@@ -231,6 +235,11 @@ class ServiceRuntime:
         if self._owns_telemetry:
             self.telemetry.shutdown()
 
+    def calendar_warnings(self) -> list[str]:
+        """Provinces whose working-day calendar runs out soon (see `calendar_horizons`)."""
+        today = today_in_china(clock_of(self))
+        return [h.warning() for h in calendar_horizons(today) if h.running_out]
+
     async def readiness(self) -> dict[str, Any]:
         checks: dict[str, Any] = {}
         try:
@@ -293,10 +302,16 @@ def create_service_app(
     async def ready() -> JSONResponse:
         checks = await runtime.readiness()
         ok = all(v == "ok" for v in checks.values())
-        return JSONResponse(
-            {"status": "ready" if ok else "not-ready", "service": runtime.name, "checks": checks},
-            status_code=200 if ok else 503,
-        )
+        body: dict[str, Any] = {
+            "status": "ready" if ok else "not-ready",
+            "service": runtime.name,
+            "checks": checks,
+        }
+        # Not a reason to take the service out of rotation, but what monitoring must see.
+        warnings = runtime.calendar_warnings()
+        if warnings:
+            body["warnings"] = warnings
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     for router in routers:
         app.include_router(router)

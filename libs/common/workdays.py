@@ -87,6 +87,17 @@ class WorkdayCalendar:
             return False
         return True
 
+    def known_through(self, today: dt.date) -> dt.date:
+        """The last day up to which every date from `today` on has an official calendar
+        (31 December of the last year covered without a gap); the day before `today` when
+        its own year is not covered. Deadlines reaching past it are refused."""
+        year = today.year
+        if not self._covers(year):
+            return today - dt.timedelta(days=1)
+        while year < dt.MAXYEAR and self._covers(year + 1):
+            year += 1
+        return dt.date(year, 12, 31)
+
     def is_workday(self, d: dt.date) -> bool:
         """True when `d` is a working day (工作日) in mainland China."""
         _check_date(d)
@@ -152,25 +163,3 @@ _DEFAULT = WorkdayCalendar()
 def default_calendar() -> WorkdayCalendar:
     """The calendar of `chinese-calendar` alone, without pack-supplied years."""
     return _DEFAULT
-
-
-def library_known_through() -> int:
-    """The last year whose official holidays and adjusted workdays the library knows.
-
-    Deadlines that reach past it raise `UnknownCalendarYear` until the State Council's
-    notice for the next year (usually issued in November) is supplied, by a library
-    release or a pack's `extra_*` dates. Services warn ahead of time (`calendar_warning`).
-    """
-    return max(d.year for d in chinese_calendar.holidays)
-
-
-def calendar_warning(today: dt.date, *, horizon_days: int = 45) -> str | None:
-    """A warning when deadlines counted from `today` may soon run past the known calendar."""
-    last = library_known_through()
-    if (today + dt.timedelta(days=horizon_days)).year <= last:
-        return None
-    return (
-        f"the PRC working-day calendar is known only through {last}: deadlines reaching "
-        f"{last + 1} will be refused (UnknownCalendarYear) until the State Council's {last + 1} "
-        f"holiday notice is supplied (upgrade chinese-calendar or set the pack's holiday_calendar)"
-    )

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-from datetime import datetime
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from libs.common.service import ServiceRuntime, create_service_app
 from libs.common.telemetry import Telemetry
-from libs.common.validators import CHINA_TZ
-from libs.common.workdays import calendar_warning
 from services.needs.all_models import metadata
 from services.needs.api import router
 from services.needs.assessments.api import router as assessments_router
@@ -25,7 +21,6 @@ from services.needs.service import PersonalData
 from services.needs.settings import NeedsSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -49,7 +44,4 @@ def create_app(
         contracts=CONTRACTS,
     )
     app.state.personal_data = PersonalData.from_settings(settings)
-    warning = calendar_warning(datetime.now(CHINA_TZ).date())
-    if warning:
-        log.warning("needs: %s", warning)
     return app

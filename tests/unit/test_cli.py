@@ -75,6 +75,17 @@ def test_help_lists_builtins_and_service_groups() -> None:
         assert f" {name} " in result.stdout, name
 
 
+def test_calendar_command_exits_1_when_a_calendar_runs_out_soon() -> None:
+    ok = runner.invoke(cli.app, ["calendar", "--today", "2026-10-01"])
+    assert ok.exit_code == 0, ok.output
+    assert ok.output.count("2026-12-31") == 3 and "runs out soon" not in ok.output
+    late = runner.invoke(cli.app, ["calendar", "--today", "2026-12-01"])
+    assert late.exit_code == 1, late.output
+    assert "runs out soon" in late.output and "holiday_calendar" in late.output
+    bad = runner.invoke(cli.app, ["calendar", "--today", "2026-13-01"])
+    assert bad.exit_code == 2 and "YYYY-MM-DD" in bad.output
+
+
 def test_no_arguments_shows_help() -> None:
     result = runner.invoke(cli.app, [])
     assert "Usage" in result.output

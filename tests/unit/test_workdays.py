@@ -162,11 +162,23 @@ def test_add_workdays_is_monotonic(start: date, n: int) -> None:
     assert CAL.add_workdays(start, n) < CAL.add_workdays(start, n + 1)
 
 
-def test_calendar_warning_ahead_of_the_unknown_year() -> None:
-    from libs.common.workdays import calendar_warning, library_known_through
+def test_known_through_runs_to_the_last_covered_year_without_a_gap() -> None:
+    assert CAL.known_through(date(2026, 11, 24)) == date(2026, 12, 31)
+    # A pack's list for 2027 extends it; a gap year (2028 missing) stops it at 2027.
+    extended = WorkdayCalendar(extra_years=frozenset({2027, 2029}))
+    assert extended.known_through(date(2026, 11, 24)) == date(2027, 12, 31)
+    # Seen from inside a year nobody knows: nothing ahead is known.
+    assert CAL.known_through(date(2027, 1, 5)) == date(2027, 1, 4)
 
-    last = library_known_through()
-    assert last >= 2026
-    assert calendar_warning(date(last, 6, 1)) is None
-    warning = calendar_warning(date(last, 12, 1))
-    assert warning is not None and str(last + 1) in warning
+
+def test_calendar_horizons_warn_45_days_ahead() -> None:
+    from libs.common.policy import available_packs, calendar_horizons
+
+    early = calendar_horizons(date(2026, 11, 15))
+    assert {h.province for h in early} == set(available_packs())
+    assert all(h.known_through == date(2026, 12, 31) for h in early)
+    assert [h.days_left for h in early] == [46] * len(early)
+    assert not any(h.running_out for h in early)
+    late = calendar_horizons(date(2026, 11, 17))  # 44 days left
+    assert all(h.running_out for h in late)
+    assert "2026-12-31" in late[0].warning() and "holiday_calendar" in late[0].warning()

@@ -10,9 +10,11 @@ See DESIGN.md §4 and policy/README.md for the documents behind the packs.
 """
 
 from libs.common.policy.loader import (
+    CalendarHorizon,
     PolicyPackError,
     available_packs,
     calendar_for,
+    calendar_horizons,
     load_pack,
     load_pack_file,
     pack_for_region,
@@ -62,6 +64,7 @@ __all__ = [
     "AdmissionCondition",
     "BasePlusPerStaffing",
     "BudgetCap",
+    "CalendarHorizon",
     "CatalogueItem",
     "Citation",
     "ContractTerm",
@@ -87,6 +90,7 @@ __all__ = [
     "TrainingRule",
     "available_packs",
     "calendar_for",
+    "calendar_horizons",
     "load_pack",
     "load_pack_file",
     "pack_for_region",

@@ -10,6 +10,8 @@ halfway through an award.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
+from datetime import date
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -137,3 +139,39 @@ def calendar_for(pack: PolicyPack) -> WorkdayCalendar:
         )
         _CALENDARS[key] = calendar
     return calendar
+
+
+#: Warn this many days before a pack's working-day calendar runs out: deadlines of up to
+#: about 20 working days (a month) from now must stay computable, and the State Council's
+#: notice for the next year usually appears in November.
+CALENDAR_WARNING_DAYS = 45
+
+
+@dataclass(frozen=True)
+class CalendarHorizon:
+    """How far one province's working-day calendar reaches from a given day."""
+
+    province: str
+    known_through: date
+    days_left: int
+
+    @property
+    def running_out(self) -> bool:
+        return self.days_left < CALENDAR_WARNING_DAYS
+
+    def warning(self) -> str:
+        return (
+            f"{self.province}: the working-day calendar ends on {self.known_through} "
+            f"({self.days_left} days from now); deadlines counted in working days beyond it "
+            "are refused. Add the State Council's holiday notice for the next year to the "
+            "pack's `holiday_calendar`, or upgrade chinese-calendar."
+        )
+
+
+def calendar_horizons(today: date) -> list[CalendarHorizon]:
+    """Each packaged province's working-day calendar horizon, seen from `today`."""
+    out = []
+    for name in available_packs():
+        through = calendar_for(load_pack(name)).known_through(today)
+        out.append(CalendarHorizon(name, through, (through - today).days))
+    return out
