@@ -31,6 +31,13 @@ def today_in_china(clock: Clock = system_now) -> date:
     return clock().astimezone(CHINA_TZ).date()
 
 
+def china_day(moment: datetime) -> date:
+    """The calendar day in China (UTC+8, no daylight saving) of an instant. A naive value is
+    UTC, as SQLite hands stored times back."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware.astimezone(CHINA_TZ).date()
+
+
 class FrozenClock:
     """A clock that stands still until moved: `clock.advance(days=21)`, `clock.set(...)`."""
 

@@ -9,18 +9,13 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from libs.common.auth import Principal
+from libs.common.clock import today_in_china
 from libs.common.db import Database
 from libs.common.errors import NotFound
 from libs.common.events import PermanentError, UnitOfWork
 from libs.common.policy import pack_for_region
 from services.credit import events, rules
 from services.credit.models import AdmissionReview, BlacklistEntry, OrganisationRecord
-
-
-def today_in_china() -> date:
-    from libs.common.validators import CHINA_TZ
-
-    return datetime.now(CHINA_TZ).date()
 
 
 async def active_ban_until(uow: UnitOfWork, *, uscc: str, today: date) -> date | None:

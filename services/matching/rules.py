@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
 
+from libs.common.clock import china_day as china_today
 from libs.common.policy import Citation
-from libs.common.validators import CHINA_TZ
 
 #: Standing that may receive needs (credit's admission decision).
 ELIGIBLE_STATUS = "admitted"
@@ -67,12 +67,6 @@ class UnmatchedCode(StrEnum):
 
 
 # ------------------------------------------------------------------------------ time, scope
-
-
-def china_today(now: datetime) -> date:
-    """The calendar day in China at `now` (contract periods and validity are Chinese dates)."""
-    aware = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
-    return aware.astimezone(CHINA_TZ).date()
 
 
 def period_of(now: datetime) -> str:

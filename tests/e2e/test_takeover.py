@@ -22,10 +22,10 @@ import pytest
 from sqlmodel import select
 
 from libs.common.auth import Role
+from libs.common.clock import china_day as china_today
 from libs.common.events import new_event
 from services.matching.contracts.models import Contract
 from services.matching.models import Match, OrganisationView
-from services.matching.rules import china_today
 from tests import factories
 from tests.support.platform import Platform, auth, eventually
 

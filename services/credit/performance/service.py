@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from libs.common.auth import Principal, Role
+from libs.common.clock import china_day
 from libs.common.db import Database
 from libs.common.errors import (
     Conflict,
@@ -45,7 +46,6 @@ from libs.common.events import UnitOfWork
 from libs.common.events.envelope import encode_json
 from libs.common.pagination import fetch_page
 from libs.common.policy import PolicyPack, calendar_for, pack_for_region
-from libs.common.validators import CHINA_TZ
 from libs.common.workdays import UnknownCalendarYear
 from services.credit import events as admission_events
 from services.credit.models import (
@@ -102,14 +102,6 @@ CONTRACT_STATES: dict[str, str] = {
 def utc(value: datetime) -> datetime:
     """An aware UTC datetime; SQLite hands back naive ones, which are stored as UTC."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def china_day(value: datetime) -> date:
-    """The day in China (UTC+8) of an instant: ages and windows run on China's days."""
-    if value.tzinfo is None:
-        # Stored as UTC (SQLite); China keeps UTC+8 all year, no daylight saving.
-        return (value + CHINA_OFFSET).date()
-    return value.astimezone(CHINA_TZ).date()
 
 
 def _pack(region_code: str) -> PolicyPack | None:

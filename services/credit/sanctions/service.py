@@ -30,12 +30,12 @@ from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from libs.common.auth import Principal, Role
+from libs.common.clock import china_day
 from libs.common.db import Database
 from libs.common.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound, invalid
 from libs.common.events import PermanentError, UnitOfWork
 from libs.common.pagination import fetch_page
 from libs.common.policy import PolicyPack, calendar_for, pack_for_region
-from libs.common.validators import CHINA_TZ
 from libs.common.workdays import UnknownCalendarYear
 from services.credit.models import (
     AdmissionOverride,
@@ -81,11 +81,6 @@ def utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
-
-
-def china_day(now: datetime) -> date:
-    """The day in China (UTC+8) of an instant: windows and periods run on China's days."""
-    return utc(now).astimezone(CHINA_TZ).date()
 
 
 def _pack(record: OrganisationRecord) -> PolicyPack:

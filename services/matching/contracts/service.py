@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import or_
@@ -27,12 +27,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from libs.common.auth import Principal, Role
+from libs.common.clock import china_day as china_today
 from libs.common.db import Database
 from libs.common.errors import Conflict, FieldError, InvalidInput, NotFound, RuleViolation
 from libs.common.events import UnitOfWork
 from libs.common.pagination import fetch_page
 from libs.common.policy import PolicyPack, pack_for_region
-from libs.common.validators import CHINA_TZ
 from services.matching.contracts import events, rules
 from services.matching.contracts.models import Acceptance, Contract, ContractAmendment, Delivery
 from services.matching.contracts.rules import Refusal
@@ -81,12 +81,6 @@ DELIVERY_SORTS: dict[str, Sequence[Any]] = {
 
 def _pack(region_code: str) -> PolicyPack:
     return pack_for_region(region_code)
-
-
-def china_today(now: datetime) -> date:
-    """The calendar day in China at `now` (periods and deliveries are Chinese dates)."""
-    aware = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
-    return aware.astimezone(CHINA_TZ).date()
 
 
 def refuse(refusals: Sequence[Refusal], detail: str) -> None:

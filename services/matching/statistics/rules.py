@@ -34,11 +34,6 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def china_day(value: datetime) -> date:
-    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value
-    return aware.astimezone(CHINA_TZ).date()
-
-
 def regions_of(code: str | None) -> list[str]:
     """The province, city and county containing `code` (as far as the code goes)."""
     if not code:

@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from libs.common.clock import china_day
 from libs.common.db import Database
 from libs.common.events import UnitOfWork
 from libs.common.regions import prefix_upper_bound
@@ -68,7 +69,7 @@ async def mark_dirty(
     """
     if when is None:
         return
-    day = rules.china_day(when)
+    day = china_day(when)
     cond = col(StatDay.day) >= day if onwards else col(StatDay.day) == day
     await session.execute(update(StatDay).where(cond).values(dirty=True))
 
@@ -219,7 +220,7 @@ async def _first_fact_day(session: AsyncSession) -> date | None:
             col(StatEvaluation.published_at),
         )
     ]
-    found = [rules.china_day(f) for f in firsts if f is not None]
+    found = [china_day(f) for f in firsts if f is not None]
     return min(found) if found else None
 
 
@@ -255,7 +256,7 @@ async def compute_due(
 ) -> list[date]:
     """Compute every due day, each in its own transaction; the days this run computed."""
     done = []
-    for day in await due_days(db, today=rules.china_day(now)):
+    for day in await due_days(db, today=china_day(now)):
         async with uow_factory() as uow:
             rows = await compute_day(uow, day, now=now)
             if rows is None:

@@ -20,7 +20,7 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from libs.common.auth import Principal, Role
-from libs.common.clock import clock_of
+from libs.common.clock import china_day, clock_of
 from libs.common.crypto import DecryptionError, FieldCipher, KeyRing
 from libs.common.db import Database
 from libs.common.errors import (
@@ -45,7 +45,6 @@ from libs.common.events import UnitOfWork
 from libs.common.pagination import fetch_page
 from libs.common.policy import PolicyPack, calendar_for, pack_for_region
 from libs.common.service import PeriodicJob, ServiceRuntime
-from libs.common.validators import CHINA_TZ
 from libs.common.workdays import UnknownCalendarYear
 from services.matching.library.models import ProjectView
 from services.matching.market.models import Bid, Tender
@@ -77,10 +76,6 @@ def utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
-
-
-def china_day(value: datetime) -> date:
-    return utc(value).astimezone(CHINA_TZ).date()
 
 
 # --------------------------------------------------------------------------------------------

@@ -17,13 +17,13 @@ from sqlalchemy import and_, not_, update
 from sqlmodel import col, select
 
 from libs.common.auth import Principal
+from libs.common.clock import today_in_china as china_today
 from libs.common.crypto import FieldCipher
 from libs.common.db import Database
 from libs.common.errors import Conflict, FieldError, InvalidInput, NotFound, invalid
 from libs.common.events import UnitOfWork
 from libs.common.pagination import fetch_page
 from libs.common.policy import calendar_for, pack_for_region
-from libs.common.validators import CHINA_TZ
 from libs.common.workdays import UnknownCalendarYear, WorkdayCalendar
 from services.needs import rules
 from services.needs.intake import events
@@ -33,11 +33,6 @@ from services.needs.models import Recipient
 
 #: Statuses in which the time limit still runs: the application awaits a decision.
 OPEN_STATUSES: tuple[str, ...] = ("received", "routed")
-
-
-def china_today() -> date:
-    """Today in China (UTC+8): time limits run on the calendar of the window, not UTC."""
-    return datetime.now(CHINA_TZ).date()
 
 
 # -------------------------------------------------------------------------- personal data

@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, status
 
 from libs.common.auth import CurrentPrincipal, Principal, Role, require_roles
+from libs.common.clock import today_in_china
 from libs.common.pagination import Page, PageDep
 from libs.common.service import RuntimeDep
 from services.providers.charities import service
@@ -100,7 +101,7 @@ async def offer_resource(
             charity_id=charity_id,
             data=body,
             actor=actor,
-            today=service.china_today(),
+            today=today_in_china(),
         )
     return ResourcePublic.model_validate(resource)
 

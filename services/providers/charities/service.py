@@ -34,7 +34,6 @@ from libs.common.errors import Conflict, Forbidden, NotFound, invalid
 from libs.common.events import UnitOfWork
 from libs.common.pagination import fetch_page
 from libs.common.policy import PolicyPack, pack_for_region
-from libs.common.validators import CHINA_TZ
 from services.providers.charities import events, rules
 from services.providers.charities.models import (
     Charity,
@@ -47,11 +46,6 @@ from services.providers.charities.models import (
 from services.providers.charities.schemas import CharityCreate, ResourceCreate
 
 IndexRow = ResourceRegion | ResourceService | ResourceCategory
-
-
-def china_today() -> date:
-    """Today in China: the calendar validity windows are written in."""
-    return datetime.now(CHINA_TZ).date()
 
 
 def _pack(region_code: str) -> PolicyPack:

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, status
 
 from libs.common.auth import Principal, Role, require_roles
+from libs.common.clock import today_in_china
 from libs.common.pagination import Page, PageDep
 from libs.common.service import RuntimeDep
 from services.providers.experts import service
@@ -96,7 +97,7 @@ async def list_experts(
         available=available,
         status=status_,
         sort=sort,
-        today=service.china_today(),
+        today=today_in_china(),
         limit=page.limit,
         offset=page.offset,
     )

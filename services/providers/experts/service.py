@@ -26,7 +26,6 @@ from libs.common.events import UnitOfWork
 from libs.common.masking import mask_email, mask_phone
 from libs.common.pagination import fetch_page
 from libs.common.policy import PolicyPack, pack_for_region
-from libs.common.validators import CHINA_TZ
 from services.providers.experts import events, rules
 from services.providers.experts.models import Expert, ExpertAffiliation, ExpertField
 from services.providers.experts.schemas import (
@@ -64,10 +63,6 @@ class ExpertContactsCipher:
 
     def open(self, expert_id: str, field: str, token: str | None) -> str | None:
         return self.cipher.decrypt_optional(token, context=f"expert.{field}:{expert_id}")
-
-
-def china_today() -> date:
-    return datetime.now(CHINA_TZ).date()
 
 
 def to_public(expert: Expert, contacts: ExpertContactsCipher) -> ExpertPublic:
