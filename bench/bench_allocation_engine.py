@@ -28,10 +28,12 @@ own. Measured there, in this order:
   reason code). Wall and CPU time, repeated (BENCH_ALLOC_REPEAT; 3 for A, 2 for B): the
   figure is the fastest run (the machine is shared; all runs are in `extra`, with the
   1-minute load average before and after);
-* engine `allocate()` + every explanation: `render_all()` (every explanation object the
-  run needs, texts included: one per (group, provider) pair, shared by its needs, and one
-  per group left with unassigned needs) and then `as_dict()` of each (the JSON a caller
-  stores). The targets are reported for both figures;
+* engine `allocate()` + every explanation: `render_all()` (every explanation the run
+  needs, texts included, made directly in its stored form, the JSON-ready dict: one per
+  (group, provider) pair, shared by its needs, and one per group left with unassigned
+  needs; the parts many explanations name, such as a provider's capacity line, are made
+  once and shared) and then `as_dict()` of each (the dict a caller gets to store: a new
+  top-level dict over the shared parts). The targets are reported for both figures;
 * memory: peak RSS of the subprocess (`VmHWM`, reset through /proc/self/clear_refs once the
   instance is generated, so it is the peak while the engine ran, instance included) and its
   growth above the RSS the instance already occupied. RSS, not tracemalloc: OR-Tools
@@ -416,7 +418,8 @@ def check_capacity(inst: Instance, result: AllocationResult) -> list[str]:
 
 def explanation_dicts(result: AllocationResult) -> int:
     """Every explanation of the run as its JSON-ready dict (what a caller stores): one per
-    (group, provider) pair and one per group with unassigned needs."""
+    (group, provider) pair and one per group with unassigned needs (after `render_all`,
+    which made their stored form, each is a copy of it)."""
     count = 0
     for k in range(len(result.pair_group)):
         result.explain_pair(k).as_dict()
@@ -606,7 +609,7 @@ def figures(ctx: BenchContext, m: dict[str, Any], spec: Spec) -> list[Figure]:
         cpu_seconds=full_best["cpu"],
         peak_rss_mb=m["peak_rss_mb"],
         note=(
-            f"render_all() {full_best['render_seconds']:.2f} s + as_dict() "
+            f"render_all() (stored form) {full_best['render_seconds']:.2f} s + as_dict() "
             f"{full_best['dicts_seconds']:.2f} s for {m['explanations']['pairs']:,} pair and "
             f"{m['explanations']['unassigned_groups']:,} why-not explanations; "
             f"≤ {spec.target_seconds:g} s {yes(met['with_explanations_time'])}; "

@@ -850,6 +850,42 @@ def test_equal_candidate_lists_share_one_level_node() -> None:
     assert sum(result.capacity_used().values()) == 5
 
 
+def test_explanations_rendered_in_bulk_equal_those_made_on_demand() -> None:
+    needs = [need(f"n{i}", urgency=1 + i % 4, waiting=i) for i in range(14)]
+    orgs = [
+        org("A", {"care": 3}, ("220102001",), credit=95),
+        org("B", {"care": 2}, ("2201",)),
+        org("C", {"care": 4}),
+    ]
+    on_demand, bulk = allocate(needs, orgs), allocate(needs, orgs)
+    bulk.render_all()
+    for i in range(len(needs)):
+        a, b = on_demand.outcome(i), bulk.outcome(i)
+        assert a.as_dict() == b.as_dict()
+        if isinstance(b, Assignment):
+            ex = b.explanation
+            stored = ex.as_dict()
+            # The view's objects give the stored parts, and fields read the stored form.
+            assert stored["fit"] == ex.fit.as_dict()
+            assert stored["constraints"] == [c.as_dict() for c in ex.constraints]
+            assert stored["passed_over"] == [c.as_dict() for c in ex.passed_over]
+            assert (ex.kind, ex.id, ex.score, ex.text) == (
+                stored["provider_kind"],
+                stored["provider_id"],
+                stored["score"],
+                stored["text"],
+            )
+            # as_dict hands out a new top-level dict: changing it changes nothing stored.
+            stored["text"] = "changed"
+            assert ex.as_dict()["text"] != "changed"
+    assert any(isinstance(on_demand.outcome(i), Unassigned) for i in range(len(needs)))
+    assert any(
+        o.explanation.passed_over
+        for o in (bulk.outcome(i) for i in range(len(needs)))
+        if isinstance(o, Assignment)
+    )
+
+
 def test_bulk_rendering_restores_the_garbage_collector() -> None:
     import gc
 

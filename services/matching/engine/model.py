@@ -459,6 +459,7 @@ class FitParts:
     closeness: int
     credit: int
     satisfaction: int
+    _stored: dict[str, object] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def total(self) -> int:
@@ -472,6 +473,13 @@ class FitParts:
             "credit": self.credit,
             "satisfaction": self.satisfaction,
         }
+
+    def stored(self) -> dict[str, object]:
+        """`as_dict()`, made once and shared by the explanations naming these parts
+        (read-only)."""
+        if self._stored is None:
+            self._stored = self.as_dict()
+        return self._stored
 
 
 @dataclass(frozen=True)

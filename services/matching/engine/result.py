@@ -11,11 +11,17 @@ Explanations. Everything an explanation says is computed in bulk, as arrays, onc
 in O(pairs + arcs + groups) (`finish`): how much of each target's capacity and each
 fairness cap was used, the lowest score held by each target, and per pair how many
 candidates of its group scored higher and which `explain_top` of them (a prefix of its
-ocell's candidates and of its resource arcs, both laid out best first). The explanation
-objects (`MatchExplanation`, `WhyNot`: texts, dicts) are rendered from these on demand per
-*pair* (shared by every need the pair carries) or per *group* (the "why not" of its
-unassigned needs) and cached; a need's own record adds its priority parts. Rendering every
-outcome is O(assignments + groups), never O(needs × providers).
+ocell's candidates and of its resource arcs, both laid out best first). The explanations
+are rendered from these on demand (or all at once, `render_all`) per *pair* (shared by
+every need the pair carries) or per *group* (the "why not" of its unassigned needs) and
+cached; a need's own record adds its priority parts. Rendering every outcome is
+O(assignments + groups), never O(needs × providers).
+
+A pair's explanation is rendered straight into its stored form, the JSON-ready dict, whose
+parts many pairs name (a provider's capacity line, fit parts, a competitor passed over) are
+made once and shared by reference: so they are read-only, and `as_dict` hands out a new
+top-level dict over them. `MatchExplanation` is a view of that dict; the objects it names
+are made only when read. (Making an object and then its dict per pair took twice as long.)
 
 For an optimal flow every candidate better than the one chosen is blocked: its capacity or
 fairness cap is used up (otherwise moving the need there would raise the total). Likewise
@@ -27,7 +33,7 @@ from __future__ import annotations
 
 import gc
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +68,7 @@ class Constraint:
     binding: bool
     text: str
     region: str | None = None
+    _stored: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -76,6 +83,13 @@ class Constraint:
             out["region"] = self.region
         return out
 
+    def stored(self) -> dict[str, Any]:
+        """`as_dict()`, made once and shared by every explanation naming this constraint
+        (read-only)."""
+        if self._stored is None:
+            self._stored = self.as_dict()
+        return self._stored
+
 
 @dataclass(slots=True)
 class Competitor:
@@ -87,6 +101,7 @@ class Competitor:
     fit: FitParts
     constraint: Constraint
     lowest_score_held: int | None  # lowest score among the needs it took in this run
+    _stored: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -98,40 +113,100 @@ class Competitor:
             "lowest_score_held": self.lowest_score_held,
         }
 
+    def stored(self) -> dict[str, Any]:
+        """`as_dict()` with shared parts, made once (competitors are shared by many
+        explanations; read-only)."""
+        if self._stored is None:
+            self._stored = {
+                "kind": self.kind,
+                "id": self.id,
+                "score": self.score,
+                "fit": self.fit.stored(),
+                "constraint": self.constraint.stored(),
+                "lowest_score_held": self.lowest_score_held,
+            }
+        return self._stored
 
-@dataclass(slots=True)
+
 class MatchExplanation:
     """Why this provider: the score parts and the constraints around the choice (shared by
-    every need the same arc carries)."""
+    every need the same pair carries).
 
-    kind: str  # "organisation" | "resource"
-    id: str
-    service_code: str
-    covering_prefix: str
-    fit: FitParts
-    priority: int
-    score: int
-    constraints: tuple[Constraint, ...]
-    passed_over: tuple[Competitor, ...]  # better candidates that were full (best first)
-    better_candidates: int  # how many candidates would have scored higher
-    candidates: int  # eligible candidates with capacity at the start of the run
-    text: str
+    A view of the stored form (`stored()`: the JSON-ready dict, made in bulk by the result,
+    `AllocationResult.render_all`): the plain fields read it, and the objects it names (fit
+    parts, constraints, competitors passed over) are made on access."""
+
+    __slots__ = ("_pair", "_result", "_stored")
+
+    def __init__(self, result: AllocationResult, pair: int, stored: dict[str, Any]) -> None:
+        self._result = result
+        self._pair = pair
+        self._stored = stored
+
+    @property
+    def kind(self) -> str:
+        """ "organisation" | "resource" """
+        return str(self._stored["provider_kind"])
+
+    @property
+    def id(self) -> str:
+        return str(self._stored["provider_id"])
+
+    @property
+    def service_code(self) -> str:
+        return str(self._stored["service_code"])
+
+    @property
+    def covering_prefix(self) -> str:
+        return str(self._stored["covering_prefix"])
+
+    @property
+    def priority(self) -> int:
+        return int(self._stored["priority"])
+
+    @property
+    def score(self) -> int:
+        return int(self._stored["score"])
+
+    @property
+    def better_candidates(self) -> int:
+        """How many candidates would have scored higher (all blocked)."""
+        return int(self._stored["better_candidates"])
+
+    @property
+    def candidates(self) -> int:
+        """Eligible candidates with capacity at the start of the run."""
+        return int(self._stored["candidates"])
+
+    @property
+    def text(self) -> str:
+        return str(self._stored["text"])
+
+    @property
+    def fit(self) -> FitParts:
+        return self._result._pair_fit(self._pair)
+
+    @property
+    def constraints(self) -> tuple[Constraint, ...]:
+        return self._result._pair_constraints(self._pair)
+
+    @property
+    def passed_over(self) -> tuple[Competitor, ...]:
+        """Better candidates that were full (best first)."""
+        return self._result._pair_passed(self._pair)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "provider_kind": self.kind,
-            "provider_id": self.id,
-            "service_code": self.service_code,
-            "covering_prefix": self.covering_prefix,
-            "score": self.score,
-            "priority": self.priority,
-            "fit": self.fit.as_dict(),
-            "constraints": [c.as_dict() for c in self.constraints],
-            "passed_over": [c.as_dict() for c in self.passed_over],
-            "better_candidates": self.better_candidates,
-            "candidates": self.candidates,
-            "text": self.text,
-        }
+        """The JSON-ready form to store: a new dict each call, whose nested parts (fit,
+        constraints, competitors) are shared with other explanations and must not be
+        modified (made once and shared: an explanation is stored as is)."""
+        return {**self._stored}
+
+    def stored(self) -> dict[str, Any]:
+        """The stored form itself (shared, read-only)."""
+        return self._stored
+
+    def __repr__(self) -> str:
+        return f"MatchExplanation({self._stored!r})"
 
 
 @dataclass(slots=True)
@@ -143,15 +218,22 @@ class WhyNot:
     covering: int  # candidates covering item and region, eligible or not
     eligible: int
     candidates: tuple[Competitor, ...]  # the best few, with what stopped each
+    _stored: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "reason": self.reason.value,
-            "text": self.text,
-            "covering": self.covering,
-            "eligible": self.eligible,
-            "candidates": [c.as_dict() for c in self.candidates],
-        }
+        """As `MatchExplanation.as_dict`: a new dict, nested parts shared (read-only)."""
+        return {**self.stored()}
+
+    def stored(self) -> dict[str, Any]:
+        if self._stored is None:
+            self._stored = {
+                "reason": self.reason.value,
+                "text": self.text,
+                "covering": self.covering,
+                "eligible": self.eligible,
+                "candidates": [c.stored() for c in self.candidates],
+            }
+        return self._stored
 
 
 @dataclass(slots=True)
@@ -167,8 +249,9 @@ class Assignment:
     explanation: MatchExplanation
 
     def as_dict(self) -> dict[str, Any]:
-        """The explanation to store with the match (JSON-ready)."""
-        return {**self.explanation.as_dict(), "priority": self.priority.as_dict()}
+        """The explanation to store with the match (JSON-ready; nested parts shared with
+        other records, read-only)."""
+        return {**self.explanation.stored(), "priority": self.priority.as_dict()}
 
 
 @dataclass(slots=True)
@@ -182,7 +265,7 @@ class Unassigned:
     explanation: WhyNot
 
     def as_dict(self) -> dict[str, Any]:
-        return {**self.explanation.as_dict(), "priority": self.priority.as_dict()}
+        return {**self.explanation.stored(), "priority": self.priority.as_dict()}
 
 
 @dataclass
@@ -224,7 +307,8 @@ class AllocationResult:
     group_reason: IntArray  # index into REASON_CODES for groups with a remainder, else -1
     explain_top: int = 3
     stats: dict[str, float | int] = field(default_factory=dict)
-    _pair_cache: dict[int, MatchExplanation] = field(default_factory=dict, repr=False)
+    _pair_cache: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False)
+    _views: dict[int, MatchExplanation] = field(default_factory=dict, repr=False)
     _group_cache: dict[int, WhyNot] = field(default_factory=dict, repr=False)
     _index: dict[str, int] | None = field(default=None, repr=False)
     _cache: _Lists | None = field(default=None, repr=False)
@@ -335,15 +419,16 @@ class AllocationResult:
             yield out
 
     def render_all(self) -> tuple[int, int]:
-        """Build (and cache) every explanation this result needs: one per pair and one per
-        group with unassigned needs. Returns their numbers."""
+        """Build (and cache) every explanation this result needs, in its stored form too
+        (`stored`: what `as_dict` copies): one per pair and one per group with unassigned
+        needs. Returns their numbers."""
         with _collector_paused():
-            for k in range(len(self.pair_group)):
-                self.explain_pair(k)
+            n_pairs = len(self.pair_group)
+            self._render_pairs(range(n_pairs))
             groups = np.flatnonzero(self.group_reason >= 0).tolist()
             for g in groups:
-                self.why_not(g)
-        return len(self.pair_group), len(groups)
+                self.why_not(g).stored()
+        return n_pairs, len(groups)
 
     # ---- explanations ----------------------------------------------------------------
     # Explanations read plain lists (numpy scalar access is slow) and cache what many
@@ -468,69 +553,110 @@ class AllocationResult:
         return n_o + n_r, [(kind, src) for _, kind, src in firsts[:top]]
 
     def explain_pair(self, k: int) -> MatchExplanation:
-        """Why the needs of pair k went to its provider (cached)."""
-        ex = self._pair_cache.get(k)
-        if ex is not None:
-            return ex
-        # Called once per pair (tens of thousands per run): plain lists, cached parts.
-        c = self._cache or self._lists()
-        g, kind, t = c.pair_group[k], c.pair_kind[k], c.pair_target[k]
-        closeness, fit_total, f = c.pair_close[k], c.pair_fit[k], c.pair_fnode[k]
-        priority = c.group_priority[g]
-        value = priority * fit_total
-        passed: tuple[Competitor, ...] = ()
+        """Why the needs of pair k went to its provider (rendered once, then cached)."""
+        view = self._views.get(k)
+        if view is None:
+            stored = self._pair_cache.get(k)
+            if stored is None:
+                self._render_pairs((k,))
+                stored = self._pair_cache[k]
+            # One view per pair, as `outcome` reads it once per need.
+            view = self._views[k] = MatchExplanation(self, k, stored)
+        return view
+
+    def _pair_fit(self, k: int) -> FitParts:
+        c = self._lists()
+        return self._fit(c.pair_target[k], c.pair_close[k])
+
+    def _pair_constraints(self, k: int) -> tuple[Constraint, ...]:
+        c = self._lists()
+        capacity = self._capacity(c.pair_target[k])
+        f = c.pair_fnode[k]
+        return (capacity, self._fairness(f)) if f >= 0 else (capacity,)
+
+    def _pair_passed(self, k: int) -> tuple[Competitor, ...]:
+        c = self._lists()
+        priority = c.group_priority[c.pair_group[k]]
         at = k * c.top
-        if c.top and c.passed_kind[at] >= 0:
-            found = []
-            competitors = c.competitors
-            for j in range(at, at + c.top):
-                bk = c.passed_kind[j]
-                if bk < 0:
-                    break
-                key = (priority, c.passed_target[j], c.passed_close[j], c.passed_fnode[j])
-                comp = competitors.get(key)
-                found.append(comp or self._competitor(priority, bk, c.passed_src[j]))
-            passed = tuple(found)
-        capacity = c.capacities.get(t) or self._capacity(t)
-        if f >= 0:
-            fairness = self._fairness(f)
-            constraints: tuple[Constraint, ...] = (capacity, fairness)
-            binding = [con.text for con in constraints if con.binding]
-        else:
-            constraints = (capacity,)
-            binding = [capacity.text] if capacity.binding else []
-        if kind == OFFER:
-            cell: OCell | RSig = self.problem.ocells[c.group_ocell[g]]
-        else:
-            cell = self.problem.rsigs[c.group_rsig[g]]
-        prefix = cell.prefix[:closeness]
-        fit = c.fits.get((t, closeness)) or self._fit(t, closeness)
-        text = (
-            f"{c.labels[t]} covers {prefix} ({closeness}-digit prefix); "
-            f"score {value} = priority {priority} × fit {fit_total}"
+        return tuple(
+            self._competitor(priority, c.passed_kind[j], c.passed_src[j])
+            for j in range(at, at + c.top)
+            if c.passed_kind[j] >= 0
         )
-        if binding:
-            text += "; bound by " + "; ".join(binding)
-        if passed:
-            text += f"; {c.pair_better[k]} higher-scoring candidate(s) had no room: " + "; ".join(
-                [comp.constraint.text for comp in passed]
+
+    def _constraint_entry(self, t: int, f: int) -> tuple[list[dict[str, Any]], str]:
+        """The stored constraints of a pair at target t (fairness node f, -1: none) and
+        the "bound by" part of its text (cached: shared by the pairs at t)."""
+        c = self._lists()
+        constraints = (self._capacity(t), self._fairness(f)) if f >= 0 else (self._capacity(t),)
+        binding = [con.text for con in constraints if con.binding]
+        entry = c.constraint_entries[(t, f)] = (
+            [con.stored() for con in constraints],
+            "; bound by " + "; ".join(binding) if binding else "",
+        )
+        return entry
+
+    def _render_pairs(self, ks: Iterable[int]) -> None:
+        """Render the stored form of pairs `ks` (cached): the one loop that makes them, for
+        one pair on demand or for all (`render_all`). Run once per pair (a hundred thousand
+        in a large run), so it reads local plain lists and caches of the parts many pairs
+        share (constraints, competitors, fit parts: stored once, shared by reference)."""
+        c = self._cache or self._lists()
+        cache = self._pair_cache
+        pair_group, pair_kind, pair_target = c.pair_group, c.pair_kind, c.pair_target
+        pair_close, pair_fit, pair_fnode = c.pair_close, c.pair_fit, c.pair_fnode
+        pair_better, pair_candidates = c.pair_better, c.pair_candidates
+        group_priority, group_ocell, group_rsig = c.group_priority, c.group_ocell, c.group_rsig
+        top, passed_kind, passed_src = c.top, c.passed_kind, c.passed_src
+        passed_target, passed_close, passed_fnode = c.passed_target, c.passed_close, c.passed_fnode
+        competitors, entries, fits = c.competitors, c.constraint_entries, c.fits
+        labels, ids = c.labels, c.ids
+        ocells, rsigs = self.problem.ocells, self.problem.rsigs
+        for k in ks:
+            if k in cache:
+                continue
+            g, kind, t = pair_group[k], pair_kind[k], pair_target[k]
+            closeness, fit_total, f = pair_close[k], pair_fit[k], pair_fnode[k]
+            priority = group_priority[g]
+            value = priority * fit_total
+            constraints, bound = entries.get((t, f)) or self._constraint_entry(t, f)
+            cell: OCell | RSig = ocells[group_ocell[g]] if kind == OFFER else rsigs[group_rsig[g]]
+            prefix = cell.prefix[:closeness]
+            fit = fits.get((t, closeness)) or self._fit(t, closeness)
+            text = (
+                f"{labels[t]} covers {prefix} ({closeness}-digit prefix); "
+                f"score {value} = priority {priority} × fit {fit_total}{bound}"
             )
-        ex = MatchExplanation(
-            "organisation" if kind == OFFER else "resource",
-            c.ids[t],
-            cell.service_code,
-            prefix,
-            fit,
-            priority,
-            value,
-            constraints,
-            passed,
-            c.pair_better[k],
-            c.pair_candidates[k],
-            text,
-        )
-        self._pair_cache[k] = ex
-        return ex
+            passed: list[dict[str, Any]] = []
+            at = k * top
+            if top and passed_kind[at] >= 0:
+                texts = []
+                for j in range(at, at + top):
+                    bk = passed_kind[j]
+                    if bk < 0:
+                        break
+                    comp = competitors.get(
+                        (priority, passed_target[j], passed_close[j], passed_fnode[j])
+                    ) or self._competitor(priority, bk, passed_src[j])
+                    passed.append(comp.stored())
+                    texts.append(comp.constraint.text)
+                text += f"; {pair_better[k]} higher-scoring candidate(s) had no room: " + "; ".join(
+                    texts
+                )
+            cache[k] = {
+                "provider_kind": "organisation" if kind == OFFER else "resource",
+                "provider_id": ids[t],
+                "service_code": cell.service_code,
+                "covering_prefix": prefix,
+                "score": value,
+                "priority": priority,
+                "fit": fit.stored(),
+                "constraints": constraints,
+                "passed_over": passed,
+                "better_candidates": pair_better[k],
+                "candidates": pair_candidates[k],
+                "text": text,
+            }
 
     def why_not(self, g: int) -> WhyNot:
         """Why the unassigned needs of group g got nothing (cached)."""
@@ -713,6 +839,9 @@ class _Lists:
     capacities: dict[int, Constraint] = field(default_factory=dict)
     fairness: dict[int, Constraint] = field(default_factory=dict)
     competitors: dict[tuple[int, int, int, int], Competitor] = field(default_factory=dict)
+    constraint_entries: dict[tuple[int, int], tuple[list[dict[str, Any]], str]] = field(
+        default_factory=dict
+    )
 
     @classmethod
     def of(cls, p: Problem, r: AllocationResult) -> _Lists:
