@@ -532,6 +532,13 @@ async def pipeline_two_processes(ctx: BenchContext, bus: EventBus, backend: str,
         producer_published_s=round(result.producer["published"] - result.producer["started"], 3),
         consumer_effects=result.consumer["effects"],
         consumer_inbox=result.consumer["inbox"],
+        # CPU per event of each process (µs): what the two cores are shared out on.
+        producer_cpu_us_per_event=round(result.producer["cpu"] / n * 1e6, 1),
+        consumer_cpu_us_per_event=round(result.consumer["cpu"] / n * 1e6, 1),
+    )
+    fig.note += (
+        f"; CPU/event: producer {fig.extra['producer_cpu_us_per_event']:.0f} µs, "
+        f"consumer {fig.extra['consumer_cpu_us_per_event']:.0f} µs"
     )
     if not result.ok:
         ctx.fail(f"two-process pipeline ({backend}): {result.consumer}")

@@ -61,6 +61,7 @@ async def produce(db_url: str, nats_url: str, n: int) -> dict[str, Any]:
     relay = OutboxRelay(db=db, tables=tables, bus=bus, batch_size=500, poll_interval=0.01)
     relay_task = asyncio.create_task(relay.run())
     started = time.time()
+    cpu_started = time.process_time()
     for start in range(0, n, TXN_SIZE):
         events = [_event(i) for i in range(start, min(start + TXN_SIZE, n))]
         async with UnitOfWork(db=db, tables=tables, on_commit=relay.notify) as uow:
@@ -75,11 +76,12 @@ async def produce(db_url: str, nats_url: str, n: int) -> dict[str, Any]:
     while relay.published_total < n:  # noqa: ASYNC110 - polls a counter, 5 ms resolution
         await asyncio.sleep(0.005)
     published = time.time()
+    cpu = time.process_time() - cpu_started
     relay.stop()
     await relay_task
     await bus.close()
     await db.dispose()
-    return {"started": started, "written": written, "published": published}
+    return {"started": started, "written": written, "published": published, "cpu": cpu}
 
 
 async def _effects_batch(uow: UnitOfWork, events: Sequence[Event]) -> None:
@@ -113,11 +115,13 @@ async def consume(db_url: str, nats_url: str, n: int, *, per_event: bool) -> dic
     print(json.dumps({"ready": True}), flush=True)
     task = asyncio.create_task(worker.run())
     first: float | None = None
+    cpu_started = time.process_time()
     while worker.handled_total < n:
         if first is None and worker.handled_total:
             first = time.time()
         await asyncio.sleep(0.002)
     done = time.time()
+    cpu = time.process_time() - cpu_started  # from ready, idle wait for the first included
     worker.stop()
     await task
     async with db.session() as s:
@@ -125,7 +129,7 @@ async def consume(db_url: str, nats_url: str, n: int, *, per_event: bool) -> dic
         inbox = (await s.execute(select(func.count()).select_from(tables.inbox))).scalar_one()
     await bus.close()
     await db.dispose()
-    return {"first": first, "done": done, "effects": effects, "inbox": inbox}
+    return {"first": first, "done": done, "effects": effects, "inbox": inbox, "cpu": cpu}
 
 
 @dataclass
