@@ -40,6 +40,7 @@ from services.matching import rules
 from services.matching.library.models import ResourceAllocation
 from services.matching.library.service import apply_offer
 from services.matching.models import Match, NeedView, OrganisationView
+from services.matching.reconsider import reconsider, supply_regions
 
 SERVICE = "matching"
 
@@ -300,11 +301,9 @@ async def on_need_cancelled(uow: UnitOfWork, event: Event) -> None:
         session.add(need)
     need.status = "cancelled"
     need.considered_at = event.time
-    await session.execute(
-        update(Match)
-        .where(col(Match.need_id) == need_id, col(Match.state) == "active")
-        .values(state="ended", ended_at=event.time)
-    )
+    active = (col(Match.need_id) == need_id, col(Match.state) == "active")
+    contract_ids = (await session.execute(select(Match.contract_id).where(*active))).scalars()
+    await session.execute(update(Match).where(*active).values(state="ended", ended_at=event.time))
     taken = (
         await session.execute(
             select(ResourceAllocation).where(
@@ -313,10 +312,14 @@ async def on_need_cancelled(uow: UnitOfWork, event: Event) -> None:
             )
         )
     ).scalars()
+    resource_ids = []
     for allocation in taken:
         allocation.state = "released"
         allocation.updated_at = event.time
+        resource_ids.append(allocation.resource_id)
         uow.emit(resource_released(allocation, reason="need cancelled"))
+    # The unit this need held is free again: whoever waits for it goes first.
+    await reconsider(session, await supply_regions(session, list(contract_ids), resource_ids))
 
 
 subscriptions = [

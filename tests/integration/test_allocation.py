@@ -777,3 +777,107 @@ async def test_micro_batch_matches_a_newly_opened_need_without_a_manual_run(
     assert run.region_scope == COUNTY
     # Nothing new: the next micro-batch does nothing.
     assert await runs.micro_batch(m.runtime, now=NOW) is None
+
+
+# ------------------------------------------------- waiting needs when supply appears
+
+
+async def left_waiting(matching: Matching, *needs: NeedView) -> NeedView:
+    """Add `needs`, run once with room for one fewer: the one left unmatched."""
+    await matching.add(*needs)
+    await matching.run()
+    waiting = [n for n in needs if (await matching.need(n.need_id)).status == "open"]
+    assert len(waiting) == 1
+    assert (await matching.need(waiting[0].need_id)).considered_at is not None
+    # Nothing new: the micro-batch has nothing to do, the need waits.
+    assert await runs.micro_batch(matching.runtime, now=NOW) is None
+    return waiting[0]
+
+
+async def matched_by_micro_batch(matching: Matching, need_id: str, now: datetime = NOW) -> Match:
+    report = await runs.micro_batch(matching.runtime, now=now)
+    assert report is not None  # the county is due again without any new need there
+    (match,) = [m for m in await matching.active_matches() if m.need_id == need_id]
+    return match
+
+
+async def test_a_signed_contract_serves_needs_already_waiting(matching: Matching) -> None:
+    await matching.add(
+        organisation("org-a"), organisation("org-b"), contract("org-a", capacity={"care": 1})
+    )
+    waiting = await left_waiting(matching, need(urgency=3), need(urgency=2))
+    new = contract("org-b", capacity={"care": 2}, state="pending")
+    await matching.add(new)
+    r = await matching.http.post(
+        f"/contracts/{new.id}/sign", headers=auth(Role.organisation, org_id="org-b")
+    )
+    assert r.status_code == 200, r.text
+    match = await matched_by_micro_batch(matching, waiting.need_id)
+    assert match.contract_id == new.id
+
+
+async def test_a_cancelled_need_frees_its_unit_for_a_waiting_one(matching: Matching) -> None:
+    c = contract("org-a", capacity={"care": 1})
+    await matching.add(organisation("org-a"), c)
+    first, second = need(urgency=4), need(urgency=1)
+    waiting = await left_waiting(matching, first, second)
+    assert waiting.need_id == second.need_id  # the more urgent one got the unit
+    cancelled = new_event(
+        service="needs",
+        entity="need",
+        verb="cancelled",
+        data={"need_id": first.need_id, "reason": "recipient moved away"},
+    )
+    async with matching.runtime.unit_of_work() as uow:
+        await matching_events.on_need_cancelled(uow, cancelled)
+        await uow.commit()
+    match = await matched_by_micro_batch(matching, second.need_id)
+    assert match.contract_id == c.id
+
+
+async def test_a_charity_offering_units_serves_needs_already_waiting(matching: Matching) -> None:
+    await matching.add(organisation("org-a"), contract("org-a", capacity={"care": 1}))
+    waiting = await left_waiting(
+        matching, need(urgency=3, categories=("tekun",)), need(urgency=2, categories=("tekun",))
+    )
+    offered = new_event(
+        service="providers",
+        entity="resource",
+        verb="offered",
+        data={
+            "resource_id": "res-1",
+            "charity_id": "charity-1",
+            "kind": "service",
+            "service_codes": ["care"],
+            "regions": [COUNTY],
+            "target_categories": ["tekun"],
+            "remaining": 1,
+            "unit": "人次",
+            "valid_from": "2026-01-01",
+            "valid_until": "2026-12-31",
+            "status": "offered",
+            "version": 1,
+        },
+    )
+    async with matching.runtime.unit_of_work() as uow:
+        await library_events.on_resource(uow, offered)
+        await uow.commit()
+    match = await matched_by_micro_batch(matching, waiting.need_id)
+    assert match.resource_id == "res-1"
+
+
+async def test_needs_left_unmatched_are_due_again_when_monthly_capacity_starts_afresh(
+    matching: Matching,
+) -> None:
+    await matching.add(organisation("org-a"), contract("org-a", capacity={"care": 1}))
+    waiting = await left_waiting(matching, need(urgency=3), need(urgency=2))
+    # 23:59 on 30 November in China: still November's capacity, nothing to do.
+    assert (
+        await runs.micro_batch(matching.runtime, now=datetime(2026, 11, 30, 15, 59, tzinfo=UTC))
+        is None
+    )
+    # 00:00 on 1 December in China (16:00 UTC): December's capacity serves the one waiting.
+    match = await matched_by_micro_batch(
+        matching, waiting.need_id, now=datetime(2026, 11, 30, 16, 0, tzinfo=UTC)
+    )
+    assert match.period == "2026-12"

@@ -11,9 +11,12 @@ province's lock:
    matches and resource allocations, update needs, queue `need.matched` /
    `resource.allocated` in the outbox (`writes.py`); then the unmatched needs' reasons.
 
-The micro-batch (`micro_batch_job`, every `MICRO_BATCH_SECONDS`) runs when needs have arrived
-that no run has considered yet, over all allocatable needs of their counties (older unmatched
-needs compete with the new ones on priority); with none, it does nothing. Every step is
+The micro-batch (`micro_batch_job`, every `MICRO_BATCH_SECONDS`) runs when needs wait that no
+run has considered since they arrived, since supply grew where they live
+(`services.matching.reconsider`: a contract signed, grown or resumed, a match ended, charity
+units offered or freed) or since the month's capacity began; it runs over all allocatable
+needs of their counties (older unmatched needs compete with the new ones on priority); with
+none, it does nothing. Every step is
 idempotent: a need matched meanwhile is skipped, one whose capacity went elsewhere is retried.
 """
 
@@ -25,13 +28,15 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from datetime import time as clock_time
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
-from libs.common.clock import clock_of
+from libs.common.clock import china_day, clock_of
 from libs.common.service import PeriodicJob, ServiceRuntime
+from libs.common.validators import CHINA_TZ
 from services.matching import rules
 from services.matching.allocation import locks
 from services.matching.allocation.plan import Left, Planned, plan
@@ -232,28 +237,38 @@ async def _run_province(
     report.seconds["write"] += time.perf_counter() - t2
 
 
-async def fresh_counties(runtime: ServiceRuntime) -> list[str]:
-    """Counties with open needs no run has considered yet."""
+def month_start(now: datetime) -> datetime:
+    """00:00 in China on the first day of `now`'s China month, as UTC: monthly capacity
+    (合同月服务能力) starts afresh then."""
+    first = china_day(now).replace(day=1)
+    return datetime.combine(first, clock_time(0, 0), tzinfo=CHINA_TZ).astimezone(UTC)
+
+
+async def fresh_counties(runtime: ServiceRuntime, *, now: datetime | None = None) -> list[str]:
+    """Counties with allocatable needs that no run has considered since supply last grew
+    there (`services.matching.reconsider`) or since this month's capacity began: a need
+    left unmatched last month is due again on the 1st, with nobody having to ask."""
+    now = now or clock_of(runtime)()
     async with runtime.db.session() as session:
         rows = await session.execute(
             select(func.substr(NEED.c.region_code, 1, 6))
-            .where(NEED.c.status == "open", NEED.c.considered_at.is_(None))
+            .where(
+                NEED.c.status.in_(rules.ALLOCATABLE),
+                or_(NEED.c.considered_at.is_(None), NEED.c.considered_at < month_start(now)),
+            )
             .distinct()
         )
         return sorted(str(c) for (c,) in rows.all() if c)
 
 
 async def micro_batch(runtime: ServiceRuntime, *, now: datetime | None = None) -> RunReport | None:
-    """Allocate the counties where needs have arrived since the last run (None: none did)."""
-    counties = await fresh_counties(runtime)
+    """Allocate the counties where needs wait to be considered (None: nowhere): new needs,
+    needs whose supply grew, unmatched needs at the start of a month."""
+    now = now or clock_of(runtime)()
+    counties = await fresh_counties(runtime, now=now)
     if not counties:
         return None
-    return await run_allocation(
-        runtime,
-        scopes=counties,
-        requested_by="micro-batch",
-        now=now or clock_of(runtime)(),
-    )
+    return await run_allocation(runtime, scopes=counties, requested_by="micro-batch", now=now)
 
 
 async def _run_micro_batch(runtime: ServiceRuntime) -> None:

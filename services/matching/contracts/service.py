@@ -46,6 +46,8 @@ from services.matching.events import CREDIT_STATUS
 from services.matching.library.models import ProjectView
 from services.matching.market.models import Award, Bid, Tender
 from services.matching.models import Match, OrganisationView
+from services.matching.reconsider import reconsider
+from services.matching.rules import SUPPLYING_STATE
 
 STAFF_ROLES = frozenset({Role.operator, Role.purchaser})
 #: Standing that forbids signing: credit has barred the organisation from the market.
@@ -278,6 +280,7 @@ async def sign_contract(
     _move(contract, "sign", reason=None, at=now)
     contract.signed_at = now
     uow.emit(events.contract_signed(contract))
+    await reconsider(uow.session, contract.regions)  # new capacity: waiting needs first
     await uow.commit()
     return contract
 
@@ -369,11 +372,14 @@ async def amend_contract(
         at=now,
     )
     uow.session.add(amendment)
+    grew = any(n > contract.monthly_capacity.get(code, 0) for code, n in capacity.items())
     contract.value_fen += data.delta_fen
     contract.monthly_capacity = capacity
     contract.version += 1
     contract.updated_at = now
     uow.emit(events.contract_amended(contract, amendment))
+    if grew and contract.state == SUPPLYING_STATE:
+        await reconsider(uow.session, contract.regions)
     await uow.commit()
     headroom = rules.amendment_headroom_fen(
         contract.original_value_fen, [*previous, data.delta_fen]
@@ -507,6 +513,8 @@ async def apply_credit_decision(
     for contract in contracts:
         from_state = _move(contract, action, reason=why, at=at)
         uow.emit(events.contract_moved(VERBS[action], contract, from_state=from_state, at=at))
+        if contract.state == SUPPLYING_STATE:  # resumed: its capacity is back
+            await reconsider(session, contract.regions)
     return list(contracts)
 
 

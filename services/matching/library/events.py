@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from libs.common.events import Event, PermanentError, Subscription, UnitOfWork
 from services.matching.library import service
 from services.matching.library.service import BadPayload
+from services.matching.reconsider import reconsider
 from services.matching.tenders import service as tenders
 
 
@@ -61,9 +62,12 @@ async def on_expert(uow: UnitOfWork, event: Event) -> None:
 
 async def on_resource(uow: UnitOfWork, event: Event) -> None:
     try:
-        await service.upsert_resource(uow.session, event.data)
+        view = await service.upsert_resource(uow.session, event.data)
     except BadPayload as exc:
         raise PermanentError(f"{event.nats_subject}: {exc}") from exc
+    if view is not None and view.status == "offered" and view.remaining > 0:
+        # Offered, or units back: needs already left unmatched there may take them.
+        await reconsider(uow.session, view.regions)
 
 
 async def on_organisation_updated(uow: UnitOfWork, event: Event) -> None:
