@@ -457,7 +457,7 @@ CONTRACTS = ServiceContracts(
             "recorded",
             EvaluationRecorded,
             "A performance evaluation was published (its results are public, 向社会公开).",
-            consumers=(PUBLIC, "matching-statistics-credit"),
+            consumers=(PUBLIC, "matching-credit-evaluations", "matching-statistics-credit"),
         ),
         EventContract(
             SERVICE,

@@ -43,11 +43,13 @@ class OrganisationView(MatchingTable, table=True):
         default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
     )
     # From credit: score (0–100) and grade (`sa.credit.score.changed`), and the average
-    # recipients' satisfaction of recent evaluations (0–1), used as selection weights.
+    # recipients' satisfaction of recent evaluations (0–1, `sa.credit.evaluation.recorded`,
+    # as of the latest evaluation published), used as selection weights.
     credit_score: float | None = Field(default=None)
     credit_grade: str | None = Field(default=None, max_length=10)
     score_version: int = Field(default=0)
     satisfaction: float | None = Field(default=None)
+    satisfaction_as_of: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     updated_at: datetime = Field(sa_type=DateTime(timezone=True))
 
 

@@ -881,3 +881,74 @@ async def test_needs_left_unmatched_are_due_again_when_monthly_capacity_starts_a
         matching, waiting.need_id, now=datetime(2026, 11, 30, 16, 0, tzinfo=UTC)
     )
     assert match.period == "2026-12"
+
+
+# ------------------------------------------------------ satisfaction from evaluations
+
+
+def evaluation_event(org_id: str, satisfaction: float | None, published: datetime) -> Any:
+    return new_event(
+        service="credit",
+        entity="evaluation",
+        verb="recorded",
+        data={
+            "evaluation_id": str(uuid.uuid4()),
+            "contract_id": str(uuid.uuid4()),
+            "organisation_id": org_id,
+            "region_code": COUNTY,
+            "period": "2026-H2",
+            "purchaser_score": 80.0,
+            "satisfaction_score": None if satisfaction is None else satisfaction * 100,
+            "satisfaction": satisfaction,
+            "organisation_satisfaction": satisfaction,
+            "third_party_score": None,
+            "responses": 12,
+            "weights": {},
+            "total": 82.0,
+            "pass_mark": 60.0,
+            "result": "good",
+            "published_at": published.isoformat(),
+        },
+    )
+
+
+async def record(matching: Matching, event: Any) -> None:
+    async with matching.runtime.unit_of_work() as uow:
+        await library_events.on_evaluation_recorded(uow, event)
+        await uow.commit()
+
+
+async def org_view(matching: Matching, org_id: str) -> OrganisationView:
+    async with matching.runtime.db.session() as session:
+        view = await session.get(OrganisationView, org_id)
+    assert view is not None
+    return view
+
+
+async def test_published_evaluations_set_the_satisfaction_the_engine_weighs(
+    matching: Matching,
+) -> None:
+    await matching.add(organisation("org-a", satisfaction=0.5), contract("org-a"))
+    await record(matching, evaluation_event("org-a", 0.92, NOW - timedelta(days=1)))
+    assert (await org_view(matching, "org-a")).satisfaction == 0.92
+    # An older evaluation arriving late changes nothing; one without responses keeps it.
+    await record(matching, evaluation_event("org-a", 0.10, NOW - timedelta(days=30)))
+    await record(matching, evaluation_event("org-a", None, NOW))
+    view = await org_view(matching, "org-a")
+    assert view.satisfaction == 0.92 and view.satisfaction_as_of is not None
+    n = need()
+    await matching.add(n)
+    await matching.run()
+    explanation = await matching.explain(n.need_id)
+    assert "0.92" in json.dumps(explanation)  # the provider's satisfaction, as weighed
+
+
+async def test_an_evaluation_with_a_bad_satisfaction_is_refused(matching: Matching) -> None:
+    from libs.common.events import PermanentError
+
+    with pytest.raises(PermanentError, match="outside 0–1"):
+        await record(matching, evaluation_event("org-a", 1.5, NOW))
+    bad = evaluation_event("org-a", 0.8, NOW)
+    bad.data["published_at"] = "yesterday"
+    with pytest.raises(PermanentError, match="published_at"):
+        await record(matching, bad)

@@ -86,6 +86,13 @@ async def on_score_changed(uow: UnitOfWork, event: Event) -> None:
         raise PermanentError(f"score.changed: {exc}") from exc
 
 
+async def on_evaluation_recorded(uow: UnitOfWork, event: Event) -> None:
+    try:
+        await service.apply_satisfaction(uow.session, event.data)
+    except (KeyError, BadPayload) as exc:
+        raise PermanentError(f"evaluation.recorded: {exc}") from exc
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -121,5 +128,11 @@ subscriptions: list[Subscription] = [
         stream="CREDIT",
         subjects=["sa.credit.score.changed"],
         handler=on_score_changed,
+    ),
+    Subscription(
+        durable="matching-credit-evaluations",
+        stream="CREDIT",
+        subjects=["sa.credit.evaluation.recorded"],
+        handler=on_evaluation_recorded,
     ),
 ]

@@ -148,6 +148,37 @@ async def apply_score(session: AsyncSession, data: Mapping[str, Any]) -> bool:
     return True
 
 
+async def apply_satisfaction(session: AsyncSession, data: Mapping[str, Any]) -> bool:
+    """`sa.credit.evaluation.recorded`: the organisation's recipients' satisfaction (0–1,
+    recency-weighted over its published evaluations), a selection weight (适配度). The
+    evaluation's `published_at` orders them: an older one arriving late changes nothing
+    (False). An evaluation without satisfaction responses leaves the figure as it was."""
+    organisation_id = _str(data, "organisation_id")
+    raw = data.get("published_at")
+    try:
+        published_at = datetime.fromisoformat(str(raw))
+    except ValueError as exc:
+        raise BadPayload(f"published_at is not an instant: {raw!r}") from exc
+    if published_at.tzinfo is None:
+        raise BadPayload(f"published_at without an offset: {raw!r}")
+    value = data.get("organisation_satisfaction")
+    try:
+        satisfaction = None if value is None else float(value)
+    except (TypeError, ValueError) as exc:
+        raise BadPayload(f"organisation_satisfaction is not a number: {value!r}") from exc
+    if satisfaction is not None and not 0 <= satisfaction <= 1:
+        raise BadPayload(f"organisation_satisfaction outside 0–1: {satisfaction}")
+    view = await organisation_view(session, organisation_id)
+    seen = view.satisfaction_as_of
+    if seen is not None and published_at <= (seen if seen.tzinfo else seen.replace(tzinfo=UTC)):
+        return False
+    view.satisfaction_as_of = published_at
+    if satisfaction is not None:
+        view.satisfaction = satisfaction
+    view.updated_at = _now()
+    return True
+
+
 # --------------------------------------------------------------------------------------------
 # Projects (项目库)
 # --------------------------------------------------------------------------------------------
