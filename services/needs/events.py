@@ -62,10 +62,14 @@ async def on_need_moved(uow: UnitOfWork, event: Event) -> None:
     need = await uow.session.get(Need, need_id)
     if need is None:
         raise PermanentError(f"{kind} for need {need_id}, unknown here")
-    organisation_id = event.data.get("organisation_id")
+    data = event.data
+    organisation_id = data.get("organisation_id") or data.get("to_organisation_id")
+    # A charity resource serves too: a takeover onto one names `to_resource_id` and no
+    # organisation, and the need stays matched (only a reassignment to nobody reopens it).
+    resource_id = data.get("resource_id") or data.get("to_resource_id")
     try:
         new_status = rules.status_after_event(
-            need.status, kind, new_provider=organisation_id is not None
+            need.status, kind, new_provider=bool(organisation_id or resource_id)
         )
     except rules.InvalidTransition:
         # A late or stale event (e.g. a match arriving after cancellation): nothing to do.
@@ -74,7 +78,7 @@ async def on_need_moved(uow: UnitOfWork, event: Event) -> None:
     need.status = new_status
     if kind in ("need.matched", "need.reassigned"):
         need.matched_organisation_id = str(organisation_id) if organisation_id else None
-        need.match_id = event.data.get("match_id")
+        need.match_id = data.get("match_id")
     need.updated_at = datetime.now(UTC)
 
 

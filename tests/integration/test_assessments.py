@@ -249,3 +249,35 @@ async def test_concurrent_need_openings_share_transactions_and_fail_alone(needs:
         pass
     info = await runtime.bus.js.stream_info("NEEDS")
     assert info.state.messages == 60  # one event per need opened, none for the refused
+
+
+async def test_a_takeover_onto_a_charity_resource_keeps_the_need_matched(needs: Platform) -> None:
+    from services.needs import events as needs_events
+
+    ref = await recipient(needs)
+    r = await needs["needs"].post(
+        "/needs",
+        json={"recipient_ref": ref, "service_code": "care", "urgency": 3},
+        headers=PURCHASER,
+    )
+    assert r.status_code == 201, r.text
+    need_id = r.json()["id"]
+
+    async def apply(verb: str, **data: Any) -> dict[str, Any]:
+        event = new_event(
+            service="matching", entity="need", verb=verb, data={"need_id": need_id, **data}
+        )
+        async with needs.runtime("needs").unit_of_work() as uow:
+            await needs_events.on_need_moved(uow, event)
+            await uow.commit()
+        got = await needs["needs"].get(f"/needs/{need_id}", headers=PURCHASER)
+        return dict(got.json())
+
+    matched = await apply("matched", match_id="m-1", organisation_id="org-a")
+    assert (matched["status"], matched["matched_organisation_id"]) == ("matched", "org-a")
+    # The organisation is barred; a charity resource takes the need over.
+    moved = await apply("reassigned", match_id="m-2", organisation_id=None, to_resource_id="res-1")
+    assert (moved["status"], moved["matched_organisation_id"]) == ("matched", None)
+    # Later nobody can take it: back to the pool.
+    unplaced = await apply("reassigned", match_id=None, organisation_id=None)
+    assert unplaced["status"] == "open"
