@@ -66,7 +66,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.errors import invalid
 from libs.common.events.envelope import encode_json
-from libs.common.regions import prefix_upper_bound
+from libs.common.regions import sql_inside
 
 T = TypeVar("T")
 
@@ -302,9 +302,7 @@ class FeedTables:
     def _in_region(self, region: str | None) -> list[Any]:
         if not region:
             return []
-        col = self.entries.c.region_code
-        upper = prefix_upper_bound(region)
-        return [col >= region] + ([col < upper] if upper is not None else [])
+        return [sql_inside(self.entries.c.region_code, region)]
 
     async def read(
         self,

@@ -4,6 +4,11 @@ as equalities and index ranges and in Python with the same predicates."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import and_, or_, true
+from sqlalchemy.sql.elements import ColumnElement
+
 # Province, city, county, township, village.
 PREFIX_LENGTHS = (2, 4, 6, 9, 12)
 
@@ -40,3 +45,20 @@ def starts_with(code: str, prefix: str) -> bool:
 def overlaps(a: str, b: str) -> bool:
     """Two areas overlap when one contains the other ("" is the whole country)."""
     return a.startswith(b) or b.startswith(a)
+
+
+def sql_inside(column: Any, prefix: str) -> ColumnElement[bool]:
+    """SQL: `column` lies inside `prefix` (starts with it), as an index range, never a
+    leading-wildcard LIKE; digits only, so it compares the same under any collation. True
+    for "" (the whole country)."""
+    if not prefix:
+        return true()
+    low: ColumnElement[bool] = column >= prefix
+    upper = prefix_upper_bound(prefix)
+    return and_(low, column < upper) if upper is not None else low
+
+
+def sql_reaching(column: Any, scope: str) -> ColumnElement[bool]:
+    """SQL: a region code that covers `scope` (one of its few prefixes: an equality) or lies
+    inside it (a range) — the areas that reach `scope`."""
+    return or_(column.in_(region_prefixes(scope)), sql_inside(column, scope))

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import ColumnElement
 
-from libs.common.regions import prefix_upper_bound
+from libs.common.regions import sql_inside
 from services.matching import rules
 from services.matching.contracts.models import Contract
 from services.matching.library.models import ResourceView
@@ -39,13 +38,6 @@ def _outermost(regions: Iterable[str]) -> list[str]:
     return out
 
 
-def _inside(prefix: str) -> ColumnElement[bool]:
-    # An index range, as search does (libs.common.regions.prefix_upper_bound).
-    upper = prefix_upper_bound(prefix)
-    low = NEED.c.region_code >= prefix
-    return and_(low, NEED.c.region_code < upper) if upper else low
-
-
 async def reconsider(session: AsyncSession, regions: Iterable[str]) -> int:
     """Unmatched allocatable needs inside `regions` go to the next micro-batch again;
     how many did."""
@@ -56,7 +48,7 @@ async def reconsider(session: AsyncSession, regions: Iterable[str]) -> int:
         NEED.c.status.in_(rules.ALLOCATABLE), NEED.c.considered_at.is_not(None)
     )
     if "" not in areas:
-        query = query.where(or_(*(_inside(a) for a in areas)))
+        query = query.where(or_(*(sql_inside(NEED.c.region_code, a) for a in areas)))
     result = await session.execute(query.values(considered_at=None))
     return int(getattr(result, "rowcount", 0) or 0)
 

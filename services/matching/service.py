@@ -14,7 +14,7 @@ from libs.common.auth import Principal, Role
 from libs.common.db import Database
 from libs.common.errors import FieldError, Forbidden, NotFound
 from libs.common.pagination import fetch_page
-from libs.common.regions import prefix_upper_bound
+from libs.common.regions import sql_inside
 from libs.common.service import ServiceRuntime
 from services.matching.allocation.runs import RunReport
 from services.matching.allocation.runs import run_allocation as run
@@ -65,11 +65,7 @@ async def run_allocation(
 
 def _region(query: Any, column: Any, prefix: str) -> Any:
     """`column` starts with `prefix`, as an index range."""
-    if not prefix:
-        return query
-    query = query.where(column >= prefix)
-    upper = prefix_upper_bound(prefix)
-    return query.where(column < upper) if upper else query
+    return query.where(sql_inside(column, prefix)) if prefix else query
 
 
 def _may_read(actor: Principal, match: Match) -> bool:

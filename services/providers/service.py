@@ -389,14 +389,6 @@ async def list_staff(
 # --------------------------------------------------------------------------------------------
 
 
-def _prefix_range(column: Any, prefix: str) -> ColumnElement[bool]:
-    """`column` starts with `prefix`, as an index range (never a leading-wildcard LIKE)."""
-    upper = regions.prefix_upper_bound(prefix)
-    if upper is None:
-        return column >= prefix
-    return and_(column >= prefix, column < upper)
-
-
 def reaching(scope: str) -> ColumnElement[bool]:
     """SQL form of `rules.reaches`: organisations registered inside `scope`, or with a service
     region covering it (one of its few prefixes: equality) or inside it (a range).
@@ -408,7 +400,7 @@ def reaching(scope: str) -> ColumnElement[bool]:
     reaches its province exactly when it is registered in it. That keeps a provincial
     operator's every list — filtered by the token's region "22" — to one index range.
     """
-    inside = _prefix_range(col(Organisation.region_code), scope)
+    inside = regions.sql_inside(col(Organisation.region_code), scope)
     if len(scope) <= 2:
         return inside
     region = col(OrganisationServiceRegion.code)
@@ -417,7 +409,7 @@ def reaching(scope: str) -> ColumnElement[bool]:
     reached = union_all(
         select(col(Organisation.id)).where(inside),
         select(owner).where(region.in_(regions.region_prefixes(scope))),
-        select(owner).where(_prefix_range(region, scope)),
+        select(owner).where(regions.sql_inside(region, scope)),
     )
     return col(Organisation.id).in_(reached)
 

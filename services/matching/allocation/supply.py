@@ -20,7 +20,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from libs.common.regions import prefix_upper_bound
+from libs.common.regions import sql_inside
 from services.matching import rules
 from services.matching.contracts.models import Contract
 from services.matching.engine import (
@@ -119,10 +119,7 @@ def _scope_filter(query: Select[Any], scopes: Sequence[str]) -> Select[Any]:
     """Restrict to one scope in SQL (an index range); several are filtered after reading."""
     if len(scopes) != 1 or not scopes[0]:
         return query
-    scope = scopes[0]
-    query = query.where(NEED.c.region_code >= scope)
-    upper = prefix_upper_bound(scope)
-    return query.where(NEED.c.region_code < upper) if upper else query
+    return query.where(sql_inside(NEED.c.region_code, scopes[0]))
 
 
 async def load_needs(

@@ -34,7 +34,7 @@ from sqlmodel import col, select
 from libs.common.clock import china_day
 from libs.common.db import Database
 from libs.common.events import UnitOfWork
-from libs.common.regions import prefix_upper_bound
+from libs.common.regions import sql_inside
 from services.matching.statistics import events, rules
 from services.matching.statistics.models import (
     StatDaily,
@@ -284,10 +284,7 @@ async def list_daily(
     if region is not None:
         query = query.where(StatDaily.region_code == region)
     elif within:
-        upper = prefix_upper_bound(within)
-        query = query.where(col(StatDaily.region_code) >= within)
-        if upper is not None:
-            query = query.where(col(StatDaily.region_code) < upper)
+        query = query.where(sql_inside(col(StatDaily.region_code), within))
     if day_from is not None:
         query = query.where(col(StatDaily.day) >= day_from)
     if day_to is not None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, union_all
+from sqlalchemy import ColumnElement, Select, func, or_, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
@@ -133,12 +133,12 @@ async def list_charities(
     """Charities registered inside `region`, of the caller's province, oldest first."""
     query: Select[Any] = select(Charity)
     if actor.region:
-        scope = _starts_with(col(Charity.region_code), actor.region[:2])
+        scope = regions.sql_inside(col(Charity.region_code), actor.region[:2])
         if actor.role == Role.charity and actor.org_id:
             scope = scope | (col(Charity.id) == actor.org_id)
         query = query.where(scope)
     if region:
-        query = query.where(_starts_with(col(Charity.region_code), region))
+        query = query.where(regions.sql_inside(col(Charity.region_code), region))
     if statuses:
         query = query.where(col(Charity.status).in_(statuses))
     async with db.session() as session:
@@ -330,19 +330,6 @@ DENSE_TOTAL = 1000
 DENSE_RATIO = 10
 
 
-def _starts_with(column: Any, prefix: str) -> ColumnElement[bool]:
-    """`column` starts with `prefix`, as an index range (never a leading-wildcard LIKE)."""
-    upper = regions.prefix_upper_bound(prefix)
-    if upper is None:
-        return and_(column >= prefix)
-    return and_(column >= prefix, column < upper)
-
-
-def _region_match(code: Any, scope: str) -> ColumnElement[bool]:
-    """A region code covering `scope` (one of its few prefixes) or inside it (a range)."""
-    return or_(code.in_(regions.region_prefixes(scope)), _starts_with(code, scope))
-
-
 @dataclass(frozen=True)
 class _IndexFilter:
     """One filter through an index table, in both forms; `rank` orders expected selectivity."""
@@ -357,9 +344,9 @@ def _region_filter(scope: str) -> _IndexFilter:
     code, rid = col(ResourceRegion.code), col(ResourceRegion.resource_id)
     ids = union_all(
         select(rid).where(code.in_(regions.region_prefixes(scope))),
-        select(rid).where(_starts_with(code, scope)),
+        select(rid).where(regions.sql_inside(code, scope)),
     )
-    probe = select(rid).where(rid == col(Resource.id), _region_match(code, scope)).exists()
+    probe = select(rid).where(rid == col(Resource.id), regions.sql_reaching(code, scope)).exists()
     # A county or smaller is a small share of the library; a province or prefecture is not.
     return _IndexFilter(0 if len(scope) >= 6 else 4, col(Resource.id).in_(ids), probe)
 
@@ -380,14 +367,14 @@ def _visibility_filter(actor: Principal) -> _IndexFilter:
     registered in it (it manages them), and, for a charity, its own."""
     scope = actor.region
     code, rid = col(ResourceRegion.code), col(ResourceRegion.resource_id)
-    charities = select(col(Charity.id)).where(_starts_with(col(Charity.region_code), scope))
+    charities = select(col(Charity.id)).where(regions.sql_inside(col(Charity.region_code), scope))
     id_parts: list[Any] = [
         select(rid).where(code.in_(regions.region_prefixes(scope))),
-        select(rid).where(_starts_with(code, scope)),
+        select(rid).where(regions.sql_inside(code, scope)),
         select(col(Resource.id)).where(col(Resource.charity_id).in_(charities)),
     ]
     probes: list[ColumnElement[bool]] = [
-        select(rid).where(rid == col(Resource.id), _region_match(code, scope)).exists(),
+        select(rid).where(rid == col(Resource.id), regions.sql_reaching(code, scope)).exists(),
         col(Resource.charity_id).in_(charities),
     ]
     if actor.role == Role.charity and actor.org_id:
