@@ -139,7 +139,9 @@ class ServiceRuntime:
         self.events_ready = asyncio.Event()
 
     def unit_of_work(self) -> UnitOfWork:
-        return UnitOfWork(db=self.db, tables=self.tables, on_commit=self.relay.notify)
+        return UnitOfWork(
+            db=self.db, tables=self.tables, on_commit=self.relay.notify, clock=clock_of(self)
+        )
 
     async def migrate(self) -> None:
         await asyncio.to_thread(

@@ -39,7 +39,7 @@ async def admit_new_organisation(
     *, uow: UnitOfWork, record: OrganisationRecord, today: date | None = None
 ) -> AdmissionReview:
     """Record a newly registered organisation and decide its admission with reasons."""
-    today = today or today_in_china()
+    today = today or today_in_china(uow.clock)
     existing = await uow.session.get(OrganisationRecord, record.organisation_id)
     if existing is not None:
         raise PermanentError(f"organisation {record.organisation_id} registered twice")

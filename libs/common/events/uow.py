@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common import faults
+from libs.common.clock import Clock, system_now
 from libs.common.db import Database
 from libs.common.events.envelope import Event
 from libs.common.events.outbox import EventTables
@@ -29,7 +30,11 @@ class UnitOfWork:
         db: Database,
         tables: EventTables,
         on_commit: Callable[[], None] | None = None,
+        clock: Clock | None = None,
     ) -> None:
+        # The runtime's clock, so an event handler dates its effects as the service does
+        # (a test's frozen clock included) instead of reading the system time.
+        self.clock: Clock = clock or system_now
         self._db = db
         self._tables = tables
         self._on_commit = on_commit
