@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from libs.common.policy import load_pack
 from services.credit import rules as credit
-from services.matching import rules as matching
 from services.needs import rules as needs
 from services.providers import rules as providers
 
@@ -102,62 +99,3 @@ def test_needs_only_direct_services_and_known_categories() -> None:
         "body.categories.1"
     ]
     assert needs.mask_name("张三丰") == "张**"
-
-
-NOW = datetime(2026, 11, 23, tzinfo=UTC)
-
-
-def need(i: int, region: str = "220102001001", urgency: int = 2) -> matching.OpenNeed:
-    return matching.OpenNeed(f"n{i}", region, "care", urgency, NOW + timedelta(minutes=i))
-
-
-def provider(
-    org: str, status: str = "admitted", regions: tuple[str, ...] = ("2201",), cap: int = 5
-) -> matching.Provider:
-    return matching.Provider(org, status, list(regions), {"care": cap})
-
-
-def test_blacklisted_never_receives_a_need_even_with_more_capacity() -> None:
-    orgs = {"good": provider("good", cap=1), "bad": provider("bad", "blacklisted", cap=100)}
-    done, left = matching.allocate([need(1), need(2)], orgs)
-    assert [a.organisation_id for a in done] == ["good"]
-    assert left[0].reason.startswith("capacity for care used up")
-
-
-def test_unmatched_reasons_name_the_binding_constraint() -> None:
-    _, left = matching.allocate([need(1, region="330106001001")], {"a": provider("a")})
-    assert "no organisation offers care in 330106001001" in left[0].reason
-    _, left = matching.allocate([need(1)], {"a": provider("a", "suspended")})
-    assert "ineligible (suspended)" in left[0].reason
-
-
-def test_closest_coverage_wins_and_urgent_needs_go_first() -> None:
-    orgs = {
-        "county": provider("county", regions=("220102",), cap=1),
-        "city": provider("city", cap=1),
-    }
-    done, _ = matching.allocate([need(1, urgency=1), need(2, urgency=4)], orgs)
-    assert done[0].need_id == "n2" and done[0].organisation_id == "county"
-    assert done[1].organisation_id == "city"
-
-
-@given(
-    caps=st.lists(st.integers(min_value=0, max_value=5), min_size=1, max_size=5),
-    statuses=st.lists(
-        st.sampled_from(["admitted", "blacklisted", "suspended"]), min_size=5, max_size=5
-    ),
-    n=st.integers(min_value=0, max_value=30),
-)
-def test_allocation_never_exceeds_capacity_or_uses_ineligible(
-    caps: list[int], statuses: list[str], n: int
-) -> None:
-    orgs = {f"o{i}": provider(f"o{i}", statuses[i], cap=c) for i, c in enumerate(caps)}
-    done, left = matching.allocate([need(i) for i in range(n)], orgs)
-    assert len(done) + len(left) == n
-    eligible_capacity = sum(c for i, c in enumerate(caps) if statuses[i] == "admitted")
-    assert len(done) == min(n, eligible_capacity)
-    for i, c in enumerate(caps):
-        taken = sum(1 for a in done if a.organisation_id == f"o{i}")
-        assert taken <= c
-        if statuses[i] != "admitted":
-            assert taken == 0
