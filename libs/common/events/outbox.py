@@ -224,7 +224,11 @@ class OutboxRelay:
     async def _publish_pipelined(self, query: Any) -> int:
         """SQLite (one relay per database): while batch k's acknowledgements come back,
         batch k+1 is read and sent; batch k is then marked in a short write transaction.
-        Reads take no writer lock; rows still in flight are skipped by their sequence."""
+        Reads take no writer lock; rows still in flight are skipped by their sequence.
+
+        A row whose publish failed is retried on the next call, so it may reach the stream
+        after rows written later (as a redelivery may reach a consumer late): consumers
+        order by the versions and times events carry, never by arrival alone."""
         t = self.tables.outbox
         total = 0
         in_flight: list[tuple[int, asyncio.Future[Any]]] | None = None
