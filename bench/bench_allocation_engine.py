@@ -40,7 +40,9 @@ own. Measured there, in this order:
   allocates in C++, which tracemalloc does not see;
 * the exact optimum: a bare OR-Tools solve of the same collapsed instance in the same run
   (`bare_solve`: one `SimpleMinCostFlow` over the whole graph, no pruning, no components,
-  no explanations). Its time is given with the collapse that builds the graph (the bare
+  no explanations, none of the engine's graph reductions — resource levels, hubs shared by
+  ocells, hosts, targets entered by one arc: one arc per (group, resource), a hub per
+  (ocell, priority)). Its time is given with the collapse that builds the graph (the bare
   figure: the engine is compared with it) and without (`extra.solver_only_seconds`). The
   engine's total must equal the optimum and is reported as a percentage of it;
 * the greedy baseline (`greedy_problem`, most urgent first, best candidate with room) on

@@ -904,3 +904,145 @@ def test_bulk_rendering_restores_the_garbage_collector() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_equal_resource_lists_share_one_resource_level_node() -> None:
+    # Two resources covering the county at the same fit, two groups using both (different
+    # categories, so different signatures): each group has one arc into one shared
+    # resource level node, which has an arc per resource; the bare graph keeps one arc
+    # per (group, resource).
+    needs = [need(f"a{i}", categories=("dibao",)) for i in range(3)]
+    needs += [need(f"b{i}", urgency=3, categories=("tekun",)) for i in range(3)]
+    resources = [
+        CharityResource("R1", ("care",), ("220102",), ("dibao", "tekun"), 2),
+        CharityResource("R2", ("care",), ("220102",), ("dibao", "tekun", "x"), 2),
+        CharityResource("R3", ("care",), ("220102001",), ("tekun",), 1),
+    ]
+    problem = build_problem(needs, [], resources)
+    graph = build_graph(problem)
+    bare = build_graph(problem, reduced=False)
+    assert len(graph.set_rlevel) == 1
+    rarc = graph.parts["rarc"]
+    assert rarc.stop - rarc.start < len(problem.rarc_group) == bare.parts["rarc"].stop
+    result = allocate(needs, [], resources)
+    assert result.total_score == bare_solve(problem)[0]
+    assert (
+        result.total_score
+        == allocate(needs, [], resources, options=EngineOptions(collapse=False)).total_score
+    )
+    assert result.resource_used() == {"R1": 2, "R2": 2, "R3": 1}
+    # Explanations stay per (group, resource).
+    providers = {o.need_id: provider(o) for o in outcomes(result).values()}
+    assert sorted(p for p in providers.values() if p) == ["R1", "R1", "R2", "R2", "R3"]
+
+
+def test_ocells_with_equal_candidates_share_hubs_and_keep_their_explanations() -> None:
+    # An ineligible township organisation gives township 001 an ocell of its own, with the
+    # same candidates as the rest of the county: one hub serves both, and each need's
+    # explanation still counts its own ocell's covering candidates.
+    needs = [need(f"a{i}", region="220102001001") for i in range(2)]
+    needs += [need(f"b{i}", region="220102002001") for i in range(2)]
+    orgs = [
+        org("X", {"care": 1}, ("220102",)),
+        org("T", {"care": 5}, ("220102001",), status="suspended"),
+    ]
+    problem = build_problem(needs, orgs)
+    assert len(problem.ocells) == 2 and problem.n_hubs == 1
+    result = allocate(needs, orgs)
+    assert result.total_score == lsa_optimum(Instance(needs, orgs, [], SCORING))
+    for k in range(len(result.pair_group)):
+        oc = problem.group_ocell[result.pair_group[k]]
+        lo, hi = problem.ocell_cand_start[oc], problem.ocell_cand_start[oc + 1]
+        assert lo <= result.pair_src[k] < hi
+    covering = {
+        o.need_id[0]: o.explanation.covering
+        for o in outcomes(result).values()
+        if isinstance(o, Unassigned)
+    }
+    assert covering == {"a": 2, "b": 1}
+
+
+@st.composite
+def resource_instances(draw: st.DrawFn) -> Instance:
+    """Needs of one county, many resources covering it, few organisations and few
+    distinct credit scores: resource levels of several resources, shared by groups of
+    different signatures."""
+    inst = draw(instances())
+    needs = [
+        Need(
+            f"n{i}",
+            f"r{i}",
+            draw(st.sampled_from(VILLAGES[:3])),
+            draw(st.sampled_from(SERVICES)),
+            draw(st.integers(1, 4)),
+            draw(st.integers(0, 100)),
+            tuple(draw(st.lists(st.sampled_from(CATEGORIES), min_size=1, max_size=2, unique=True))),
+        )
+        for i in range(draw(st.integers(1, 12)))
+    ]
+    resources = [
+        CharityResource(
+            f"c{k}",
+            tuple(draw(st.lists(st.sampled_from(SERVICES), min_size=1, max_size=2, unique=True))),
+            (draw(st.sampled_from(("2201", "220102", "220102"))),),
+            tuple(draw(st.lists(st.sampled_from(CATEGORIES), min_size=1, max_size=3, unique=True))),
+            draw(st.integers(0, 4)),
+            credit_score=draw(st.sampled_from([None, None, None, 70.0])),
+            eligible=draw(st.booleans()) or draw(st.booleans()),
+        )
+        for k in range(draw(st.integers(2, 8)))
+    ]
+    return Instance(needs, inst.orgs[:1], resources, inst.scoring)
+
+
+@PROPERTY
+@given(resource_instances())
+def test_resource_levels_keep_the_optimum_and_explanations(inst: Instance) -> None:
+    result = allocate(inst.needs, inst.orgs, inst.resources, scoring=inst.scoring)
+    assert result.total_score == lsa_optimum(inst)
+    problem = build_problem(inst.needs, inst.orgs, inst.resources, scoring=inst.scoring)
+    assert bare_solve(problem)[0] == result.total_score
+    for options in (EngineOptions(collapse=False), EngineOptions(prune=False)):
+        other = allocate(
+            inst.needs, inst.orgs, inst.resources, scoring=inst.scoring, options=options
+        )
+        assert other.total_score == result.total_score
+    check_feasible(inst, result, None)
+    check_reasons(inst, result)
+    check_explanation_counts(inst, result)
+    bulk = allocate(inst.needs, inst.orgs, inst.resources, scoring=inst.scoring)
+    bulk.render_all()
+    for i in range(len(inst.needs)):
+        assert bulk.outcome(i).as_dict() == result.outcome(i).as_dict()
+
+
+def test_graph_contractions_keep_the_optimum() -> None:
+    # Two townships share the county organisations' hub (equal candidate lists): the
+    # needs without resources are the hub's host and an absorbed group, the needs with a
+    # resource link to it. "Solo" is entered by one arc only, which then goes to the sink.
+    needs = [need(f"a{i}", region="220102001001", categories=("tekun",)) for i in range(3)]
+    needs += [need(f"b{i}", region="220102002001", categories=("tekun",)) for i in range(3)]
+    needs += [need(f"c{i}", region="220102002001", categories=("tekun", "dibao")) for i in range(3)]
+    needs += [need(f"d{i}", region="220103001001", service="counselling") for i in range(2)]
+    orgs = [
+        org("X", {"care": 3}, ("220102",)),
+        org("T", {"care": 3}, ("220102001",), status="suspended"),
+        org("Solo", {"counselling": 1}, ("220103",)),
+    ]
+    resources = [CharityResource("R", ("care",), ("220102002",), ("dibao",), 2)]
+    problem = build_problem(needs, orgs, resources)
+    graph = build_graph(problem)
+    assert len(graph.hosts) == 2 and len(graph.absorbed) == 1 and len(graph.links) == 1
+    target = graph.parts["target"]
+    assert target.stop - target.start < len(np.unique(problem.cand_target)) + 1
+    bare = build_graph(problem, reduced=False)
+    assert len(bare.absorbed) == 0 and len(bare.tails) > len(graph.tails)
+    result = allocate(needs, orgs, resources)
+    assert (
+        result.total_score
+        == bare_solve(problem)[0]
+        == lsa_optimum(Instance(needs, orgs, resources, SCORING))
+    )
+    check_feasible(Instance(needs, orgs, resources, SCORING), result, None)
+    assert result.capacity_used() == {("X", "care"): 3, ("Solo", "counselling"): 1}
+    assert result.resource_used() == {"R": 2}

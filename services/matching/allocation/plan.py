@@ -186,6 +186,7 @@ def plan(
     targets = [pair_target[k] if k >= 0 else -1 for k in pairs]
     refs = problem.target_ref.tolist()
     figures = _Figures(snapshot, result)
+    result.render_all()  # every explanation in bulk; `outcome(i)` below reads them
     base: dict[int, tuple[dict[str, Any], Basis]] = {}
     planned: list[Planned] = []
     left: list[Left] = []

@@ -28,13 +28,19 @@ categories (categories no covering resource targets do not matter).
   needs differ only in resources they cannot use).
 * A *hub* is (ocell, priority): the groups of a hub differ only in their resources, so their
   organisation arcs would be equal; each group sends its organisation-bound flow to its hub
-  (cost 0) and only the hub carries organisation arcs.
+  (cost 0) and only the hub carries organisation arcs. Ocells whose candidate lists are
+  equal (same offers, closeness and fairness node, in order: an ineligible or full township
+  organisation splits a county into ocells with the same candidates) share their hubs
+  (bench instance A: 12,300 hubs instead of 13,600; B: 57,700 instead of 66,400); a
+  hub's flow is split back onto each group's own ocell candidates at the same positions.
 * A *level* is (ocell, fit): the candidates of an ocell with equal fit. A hub has one arc
   per level (value priority × fit) and each level one arc per candidate (cost 0): every
   unit through hub h and level l is worth h's priority × l's fit whichever candidate of the
   level takes it, so this is the same as one arc per (hub, candidate), with
   hubs × levels + candidates arcs instead of hubs × candidates (fits are small integers:
-  in bench instance A an ocell's 25 candidates share 7 or 8 levels).
+  in bench instance A an ocell's 25 candidates share 7 or 8 levels). Resources alike: a
+  *resource level* is (rsig, fit), the usable resources of an rsig with equal fit, and a
+  group has one arc per resource level (`flow.py`), not one per resource.
 
 Any flow on this graph splits into per-need assignments with the same total (needs of a
 group are interchangeable, groups of a hub too for the organisations, candidates of a level
@@ -57,7 +63,7 @@ and the order of needs within them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from functools import cache
 from itertools import pairwise
 
@@ -117,6 +123,9 @@ class Problem:
     fit first, in levels `ocell_level_start[c]:…`, level l being candidates
     `level_start[l]:level_start[l + 1]`. Hub h's arcs `hub_arc_start[h]:…` (`harc_*`) go to
     the levels of its ocell, best first. `cand_fnode` is the fairness node (-1 none).
+    Resource arcs of group g: `group_rarc_start[g]:…` (`rarc_*`), best fit first; those of
+    equal fit form a run into one resource level (`rarc_rlevel`), whose resources are
+    `rcand_target[rlevel_start[r]:rlevel_start[r + 1]]` in the same order.
     """
 
     columns: NeedColumns
@@ -131,6 +140,8 @@ class Problem:
     target_service: list[str]  # service code of an offer ("" for resources)
     target_capacity: IntArray
     target_eligible: npt.NDArray[np.bool_]
+    target_credit: IntArray  # fit points for the credit score (`Scoring.credit`)
+    target_satisfaction: IntArray  # fit points for satisfaction (`Scoring.satisfaction`)
     # cells
     ocells: list[OCell]
     rsigs: list[RSig]
@@ -174,6 +185,11 @@ class Problem:
     rarc_closeness: npt.NDArray[np.int8]
     rarc_fit: IntArray
     rarc_value: IntArray
+    # resource levels: the usable resources of an rsig with equal fit (`rcand_target`
+    # `rlevel_start[r]:rlevel_start[r + 1]`); the resource level of each resource arc
+    rcand_target: IntArray
+    rlevel_start: IntArray
+    rarc_rlevel: IntArray
     # fairness nodes
     fnode_target: IntArray
     fnode_region: list[str]
@@ -402,11 +418,11 @@ def _candidates(
     )
 
 
-def _fit_points(
+def fit_points(
     scoring: Scoring, sources: Sequence[OrganisationSupply | CharityResource]
-) -> IntArray:
-    """`Scoring.credit` + `Scoring.satisfaction` of each source, for all at once (the same
-    floating-point operations in the same order, so the same integers)."""
+) -> tuple[IntArray, IntArray]:
+    """`Scoring.credit` and `Scoring.satisfaction` of each source, for all at once (the
+    same floating-point operations in the same order, so the same integers)."""
     credit = np.array(
         [
             scoring.unknown_credit_score if s.credit_score is None else s.credit_score
@@ -427,7 +443,76 @@ def _fit_points(
     satisfaction = np.floor(
         np.minimum(1.0, np.maximum(0.0, satisfaction)) * scoring.satisfaction_points + 0.5
     )
-    return (credit + satisfaction).astype(np.int64)
+    return credit.astype(np.int64), satisfaction.astype(np.int64)
+
+
+@dataclass
+class _Hubs:
+    group_hub: IntArray
+    hub_ocell: IntArray
+    hub_priority: IntArray
+    hub_arc_start: IntArray
+    harc_hub: IntArray
+    harc_level: IntArray
+    harc_value: IntArray
+
+    @classmethod
+    def of(
+        cls,
+        group_cell: IntArray | None,
+        with_orgs: IntArray,
+        group_ocell: IntArray,
+        group_priority: IntArray,
+        ocell_level_start: IntArray,
+        level_fit: IntArray,
+    ) -> _Hubs:
+        """Hubs (cell, priority) of the groups `with_orgs` (None: a hub per group) and
+        their arcs to the levels of the hub's (first group's) ocell."""
+        group_hub = np.full(len(group_ocell), -1, dtype=np.int64)
+        if group_cell is not None:
+            span = int(group_priority.max(initial=0)) + 1
+            hub_of, first = dense(group_cell[with_orgs] * span + group_priority[with_orgs])
+        else:
+            hub_of = first = np.arange(len(with_orgs), dtype=np.int64)
+        group_hub[with_orgs] = hub_of
+        hub_ocell = group_ocell[with_orgs[first]]
+        hub_priority = group_priority[with_orgs[first]]
+        harc_hub, harc_level, hub_arc_start = csr_gather(ocell_level_start, hub_ocell)
+        return cls(
+            group_hub,
+            hub_ocell,
+            hub_priority,
+            hub_arc_start,
+            harc_hub,
+            harc_level,
+            hub_priority[harc_hub] * level_fit[harc_level],
+        )
+
+
+def unshared_hubs(problem: Problem) -> Problem:
+    """`problem` with a hub per (ocell, priority), as if no ocells shared their hubs (what
+    `flow.bare_solve` solves: a reference independent of that reduction)."""
+    p = problem
+    with_orgs = np.flatnonzero(p.group_hub >= 0)
+    hubs = _Hubs.of(
+        p.group_ocell, with_orgs, p.group_ocell, p.group_priority, p.ocell_level_start, p.level_fit
+    )
+    return replace(p, **{f.name: getattr(hubs, f.name) for f in fields(hubs)})
+
+
+def _same_lists(
+    start: IntArray, target: IntArray, closeness: IntArray, fnode: IntArray
+) -> IntArray:
+    """An id per row of a CSR candidate layout, equal for rows whose candidates (target,
+    closeness, fairness node, in order) are equal."""
+    key = (target * 13 + closeness) * (int(fnode.max(initial=-1)) + 2) + fnode + 1
+    keys = key.tolist()
+    bounds = start.tolist()
+    ids: dict[tuple[int, ...], int] = {}
+    return np.array(
+        [ids.setdefault(tuple(keys[a:b]), len(ids)) for a, b in pairwise(bounds)],
+        dtype=np.int64,
+    )
 
 
 # --------------------------------------------------------------------------- building
@@ -450,7 +535,13 @@ def build_problem(
     else:
         cols, source = NeedColumns.from_needs(needs), needs
     n = len(cols)
-    services = list(cols.services)
+    # Services in code order, whatever the order of the vocabulary: the same needs make
+    # the same problem (and the same ties broken the same way) however they are encoded.
+    service_order = sorted(range(len(cols.services)), key=cols.services.__getitem__)
+    services = [cols.services[i] for i in service_order]
+    service_rank = np.zeros(len(service_order), dtype=np.int64)
+    service_rank[service_order] = np.arange(len(service_order), dtype=np.int64)
+    need_service = service_rank[cols.service]
     n_services = len(services)
     service_index = {s: i for i, s in enumerate(services)}
 
@@ -507,13 +598,16 @@ def build_problem(
         [org_eligible[o] for o in offer_org] + [r.is_eligible for r in resources], dtype=bool
     )
     sources: list[OrganisationSupply | CharityResource] = [*organisations, *resources]
-    source_points = _fit_points(scoring, sources)
-    fit_base = np.concatenate(
+    source_credit, source_satisfaction = fit_points(scoring, sources)
+    source_of_target = np.concatenate(
         (
-            source_points[: len(organisations)][np.array(offer_org, dtype=np.int64)],
-            source_points[len(organisations) :],
+            np.array(offer_org, dtype=np.int64),
+            len(organisations) + np.arange(len(resources), dtype=np.int64),
         )
     )
+    target_credit = source_credit[source_of_target]
+    target_satisfaction = source_satisfaction[source_of_target]
+    fit_base = target_credit + target_satisfaction
     active = target_eligible & (target_capacity > 0)
     points = np.zeros(13, dtype=np.int64)
     for level, pts in scoring.closeness_points.items():
@@ -556,7 +650,7 @@ def build_problem(
         coarse_prefix.append(prefix[new])
         coarse_service.append(np.full(int(new.sum()), s, dtype=np.int64))
         base += int(new.sum())
-    need_coarse = coarse_of.ravel()[cols.region * n_services + cols.service]
+    need_coarse = coarse_of.ravel()[cols.region * n_services + need_service]
     occupied = np.zeros(base, dtype=bool)
     occupied[need_coarse] = True
     rows = np.flatnonzero(occupied)
@@ -655,9 +749,9 @@ def build_problem(
     rc_prefix_code = [
         code(p, ln) for p, ln in zip(rc_prefix.tolist(), rc_len.tolist(), strict=True)
     ]
-    rc_cover = np.diff(rc_start)
+    rc_service_list, rc_cover = rc_service.tolist(), np.diff(rc_start).tolist()
     rsigs = [
-        RSig(services[int(rc_service[rc])], rc_prefix_code[rc], int(rc_cover[rc]))
+        RSig(services[rc_service_list[rc]], rc_prefix_code[rc], rc_cover[rc])
         for rc in rsig_rcell.tolist()
     ]
     need_rsig = combo_rsig[:n_rc][need_rcell]
@@ -719,7 +813,6 @@ def build_problem(
     group_priority = need_priority[first_need]
     group_ocell = need_ocell[first_need]
     group_rsig = need_rsig[first_need]
-    n_groups = len(group_size)
 
     # ---- fit levels: runs of equal fit within an ocell's candidates
     cand_ocell = np.repeat(np.arange(len(ocells), dtype=np.int64), np.diff(oc_start))
@@ -730,22 +823,14 @@ def build_problem(
     level_fit = cand_fit[level_first]
     ocell_level_start = np.searchsorted(level_first, oc_start).astype(np.int64)
 
-    # ---- hubs (ocell, priority) and their arcs to the ocell's levels
-    group_hub = np.full(n_groups, -1, dtype=np.int64)
-    with_orgs = np.flatnonzero(has_orgs[group_ocell])
-    if options.collapse:
-        hub_of, first_group = dense(group_ocell[with_orgs] * p_span + group_priority[with_orgs])
-    else:
-        hub_of = first_group = np.arange(len(with_orgs), dtype=np.int64)
-    group_hub[with_orgs] = hub_of
-    hub_ocell = group_ocell[with_orgs[first_group]]
-    hub_priority = group_priority[with_orgs[first_group]]
-    harc_hub, harc_level, hub_arc_start = csr_gather(ocell_level_start, hub_ocell)
-    harc_value = hub_priority[harc_hub] * level_fit[harc_level]
-
-    # ---- resource arcs: each group's usable resources
+    # ---- resource arcs: each group's usable resources; resource levels: runs of equal
+    # fit within an rsig's resources (a group's arcs into one level have one value)
     rarc_group, r_idx, r_start = csr_gather(rs_start, group_rsig)
     rarc_fit = rs_fit[r_idx]
+    rs_row = np.repeat(np.arange(len(rsigs), dtype=np.int64), np.diff(rs_start))
+    new_rlevel = np.ones(len(rs_target), dtype=bool)
+    new_rlevel[1:] = (rs_row[1:] != rs_row[:-1]) | (rs_fit[1:] != rs_fit[:-1])
+    rlevel_start = np.append(np.flatnonzero(new_rlevel), len(rs_target)).astype(np.int64)
 
     # ---- fairness nodes: one per (offer, fairness region); cap from the region's open needs
     cand_fnode = np.full(len(cand_target), -1, dtype=np.int64)
@@ -769,6 +854,22 @@ def build_problem(
         fnode_open = demand[fr_of * n_services + oc_service[cand_ocell[first]]]
         fnode_cap = np.array([fairness.cap(int(d)) for d in fnode_open.tolist()], np.int64)
 
+    # ---- hubs (candidate list, priority) and their arcs to the levels of the hub's ocell.
+    # Ocells whose candidate lists are equal (the same offers at the same closeness, fit
+    # and fairness node, in the same order: an ineligible or full township organisation
+    # splits a county's ocells but not their candidates) share their hubs.
+    with_orgs = np.flatnonzero(has_orgs[group_ocell])
+    hubs = _Hubs.of(
+        _same_lists(oc_start, cand_target, cand_close, cand_fnode)[group_ocell]
+        if options.collapse
+        else None,
+        with_orgs,
+        group_ocell,
+        group_priority,
+        ocell_level_start,
+        level_fit,
+    )
+
     return Problem(
         columns=cols,
         organisations=organisations,
@@ -781,6 +882,8 @@ def build_problem(
         target_service=offer_service + [""] * len(resources),
         target_capacity=target_capacity,
         target_eligible=target_eligible,
+        target_credit=target_credit,
+        target_satisfaction=target_satisfaction,
         ocells=ocells,
         rsigs=rsigs,
         ocell_cov_start=ocell_cov_start,
@@ -798,7 +901,7 @@ def build_problem(
         group_priority=group_priority,
         group_ocell=group_ocell,
         group_rsig=group_rsig,
-        group_hub=group_hub,
+        group_hub=hubs.group_hub,
         group_rarc_start=r_start,
         ocell_cand_start=oc_start,
         cand_target=cand_target,
@@ -808,17 +911,20 @@ def build_problem(
         ocell_level_start=ocell_level_start,
         level_start=level_start,
         level_fit=level_fit,
-        hub_ocell=hub_ocell,
-        hub_priority=hub_priority,
-        hub_arc_start=hub_arc_start,
-        harc_hub=harc_hub,
-        harc_level=harc_level,
-        harc_value=harc_value,
+        hub_ocell=hubs.hub_ocell,
+        hub_priority=hubs.hub_priority,
+        hub_arc_start=hubs.hub_arc_start,
+        harc_hub=hubs.harc_hub,
+        harc_level=hubs.harc_level,
+        harc_value=hubs.harc_value,
         rarc_group=rarc_group,
         rarc_target=rs_target[r_idx],
         rarc_closeness=rs_close[r_idx].astype(np.int8),
         rarc_fit=rarc_fit,
         rarc_value=group_priority[rarc_group] * rarc_fit,
+        rcand_target=rs_target,
+        rlevel_start=rlevel_start,
+        rarc_rlevel=(np.cumsum(new_rlevel) - 1)[r_idx],
         fnode_target=fnode_target,
         fnode_region=fnode_region,
         fnode_cap=fnode_cap,

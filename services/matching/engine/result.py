@@ -17,11 +17,16 @@ every need the pair carries) or per *group* (the "why not" of its unassigned nee
 cached; a need's own record adds its priority parts. Rendering every outcome is
 O(assignments + groups), never O(needs × providers).
 
-A pair's explanation is rendered straight into its stored form, the JSON-ready dict, whose
-parts many pairs name (a provider's capacity line, fit parts, a competitor passed over) are
-made once and shared by reference: so they are read-only, and `as_dict` hands out a new
-top-level dict over them. `MatchExplanation` is a view of that dict; the objects it names
-are made only when read. (Making an object and then its dict per pair took twice as long.)
+A pair's explanation (and a group's "why not") is rendered straight into its stored form,
+the JSON-ready dict, whose parts many explanations name (a provider's capacity line, fit
+parts, a competitor passed over) are made once, as dicts, and shared by reference: so they
+are read-only, and `as_dict` hands out a new top-level dict over them. `MatchExplanation`
+and `WhyNot` are views of that dict; the objects it names (`FitParts`, `Constraint`,
+`Competitor`) are made from it only when read. (Making an object and then its dict per
+pair took twice as long.) `render_all` finds the keys of the shared parts for every pair
+and group at once with numpy (a part per distinct key, a competitor list per distinct
+list), then makes each dict in one loop over plain lists; one pair on demand
+(`explain_pair`, as `plan` does need by need) makes the same from the same caches.
 
 For an optimal flow every candidate better than the one chosen is blocked: its capacity or
 fairness cap is used up (otherwise moving the need there would raise the total). Likewise
@@ -33,22 +38,21 @@ from __future__ import annotations
 
 import gc
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from services.matching.engine.model import (
-    CharityResource,
     FitParts,
-    OrganisationSupply,
     PriorityParts,
     Reason,
 )
-from services.matching.engine.problem import OFFER, RESOURCE, IntArray, OCell, Problem, RSig
+from services.matching.engine.problem import OFFER, RESOURCE, IntArray, Problem, dense
 
 REASON_CODES: tuple[Reason, ...] = (
     Reason.no_coverage,
@@ -90,6 +94,33 @@ class Constraint:
             self._stored = self.as_dict()
         return self._stored
 
+    @classmethod
+    def of_stored(cls, stored: dict[str, Any]) -> Constraint:
+        """The constraint a stored form describes (`stored()` gives that very dict)."""
+        con = cls(
+            stored["kind"],
+            stored["holder"],
+            stored["used"],
+            stored["limit"],
+            stored["binding"],
+            stored["text"],
+            stored.get("region"),
+        )
+        con._stored = stored
+        return con
+
+
+def _fit_of(stored: dict[str, Any]) -> FitParts:
+    """The fit parts a stored form describes (`stored()` gives that very dict)."""
+    fit = FitParts(
+        stored["covering_prefix_digits"],
+        stored["region_closeness"],
+        stored["credit"],
+        stored["satisfaction"],
+    )
+    fit._stored = stored
+    return fit
+
 
 @dataclass(slots=True)
 class Competitor:
@@ -127,6 +158,20 @@ class Competitor:
             }
         return self._stored
 
+    @classmethod
+    def of_stored(cls, stored: dict[str, Any]) -> Competitor:
+        """The competitor a stored form describes (`stored()` gives that very dict)."""
+        comp = cls(
+            stored["kind"],
+            stored["id"],
+            stored["score"],
+            _fit_of(stored["fit"]),
+            Constraint.of_stored(stored["constraint"]),
+            stored["lowest_score_held"],
+        )
+        comp._stored = stored
+        return comp
+
 
 class MatchExplanation:
     """Why this provider: the score parts and the constraints around the choice (shared by
@@ -134,13 +179,11 @@ class MatchExplanation:
 
     A view of the stored form (`stored()`: the JSON-ready dict, made in bulk by the result,
     `AllocationResult.render_all`): the plain fields read it, and the objects it names (fit
-    parts, constraints, competitors passed over) are made on access."""
+    parts, constraints, competitors passed over) are made from it on access."""
 
-    __slots__ = ("_pair", "_result", "_stored")
+    __slots__ = ("_stored",)
 
-    def __init__(self, result: AllocationResult, pair: int, stored: dict[str, Any]) -> None:
-        self._result = result
-        self._pair = pair
+    def __init__(self, stored: dict[str, Any]) -> None:
         self._stored = stored
 
     @property
@@ -184,16 +227,16 @@ class MatchExplanation:
 
     @property
     def fit(self) -> FitParts:
-        return self._result._pair_fit(self._pair)
+        return _fit_of(self._stored["fit"])
 
     @property
     def constraints(self) -> tuple[Constraint, ...]:
-        return self._result._pair_constraints(self._pair)
+        return tuple(Constraint.of_stored(con) for con in self._stored["constraints"])
 
     @property
     def passed_over(self) -> tuple[Competitor, ...]:
         """Better candidates that were full (best first)."""
-        return self._result._pair_passed(self._pair)
+        return tuple(Competitor.of_stored(comp) for comp in self._stored["passed_over"])
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON-ready form to store: a new dict each call, whose nested parts (fit,
@@ -209,31 +252,50 @@ class MatchExplanation:
         return f"MatchExplanation({self._stored!r})"
 
 
-@dataclass(slots=True)
 class WhyNot:
-    """Why a need was left unassigned (shared by the unassigned needs of a group)."""
+    """Why a need was left unassigned (shared by the unassigned needs of a group).
 
-    reason: Reason
-    text: str
-    covering: int  # candidates covering item and region, eligible or not
-    eligible: int
-    candidates: tuple[Competitor, ...]  # the best few, with what stopped each
-    _stored: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
+    A view of the stored form, as `MatchExplanation`: the competitors it names are made
+    from it on access."""
+
+    __slots__ = ("_stored", "reason")
+
+    def __init__(self, reason: Reason, stored: dict[str, Any]) -> None:
+        self.reason = reason
+        self._stored = stored
+
+    @property
+    def text(self) -> str:
+        return str(self._stored["text"])
+
+    @property
+    def covering(self) -> int:
+        """Candidates covering item and region, eligible or not."""
+        return int(self._stored["covering"])
+
+    @property
+    def eligible(self) -> int:
+        return int(self._stored["eligible"])
+
+    @property
+    def candidates(self) -> tuple[Competitor, ...]:
+        """The best few, with what stopped each."""
+        return tuple(Competitor.of_stored(comp) for comp in self._stored["candidates"])
 
     def as_dict(self) -> dict[str, Any]:
         """As `MatchExplanation.as_dict`: a new dict, nested parts shared (read-only)."""
-        return {**self.stored()}
+        return {**self._stored}
 
     def stored(self) -> dict[str, Any]:
-        if self._stored is None:
-            self._stored = {
-                "reason": self.reason.value,
-                "text": self.text,
-                "covering": self.covering,
-                "eligible": self.eligible,
-                "candidates": [c.stored() for c in self.candidates],
-            }
         return self._stored
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, WhyNot) and self._stored == other._stored
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"WhyNot({self._stored!r})"
 
 
 @dataclass(slots=True)
@@ -404,6 +466,8 @@ class AllocationResult:
         garbage collector paused, as in `render_all`: a million records take a third of
         the time)."""
         with _collector_paused():
+            self._render_all_pairs()
+            self._render_all_groups(np.flatnonzero(self.group_reason >= 0))
             return [self.outcome(i) for i in range(len(self.need_pair))]
 
     def assignments(self) -> Iterator[Assignment]:
@@ -424,19 +488,21 @@ class AllocationResult:
         needs. Returns their numbers."""
         with _collector_paused():
             n_pairs = len(self.pair_group)
-            self._render_pairs(range(n_pairs))
-            groups = np.flatnonzero(self.group_reason >= 0).tolist()
-            for g in groups:
-                self.why_not(g).stored()
+            self._render_all_pairs()
+            groups = np.flatnonzero(self.group_reason >= 0)
+            self._render_all_groups(groups)
         return n_pairs, len(groups)
 
     # ---- explanations ----------------------------------------------------------------
-    # Explanations read plain lists (numpy scalar access is slow) and cache what many
-    # pairs share: a target's capacity line, a fairness line, fit parts, competitors.
+    # Explanations are made in their stored form (JSON-ready dicts) from plain lists
+    # (numpy scalar access is slow). The parts many of them name (a target's capacity
+    # line, a fairness line, fit parts, a competitor) are made once per key, cached and
+    # shared by reference; the objects (`Constraint`, `Competitor`, `FitParts`) are made
+    # from those dicts when read.
 
     def _lists(self) -> _Lists:
         if self._cache is None:
-            self._cache = _Lists.of(self.problem, self)
+            self._cache = _Lists(self.problem, self)
         return self._cache
 
     def _candidate(self, kind: int, src: int) -> tuple[int, int, int, int]:
@@ -446,43 +512,74 @@ class AllocationResult:
             return c.cand_target[src], c.cand_close[src], c.cand_fit[src], c.cand_fnode[src]
         return c.rarc_target[src], c.rarc_close[src], c.rarc_fit[src], -1
 
-    def _fit(self, t: int, closeness: int) -> FitParts:
-        """Fit parts of target t at a closeness (as `Problem.fit_parts`, from lists)."""
-        c = self._lists()
-        key = (t, closeness)
-        fit = c.fits.get(key)
-        if fit is None:
-            fit = c.fits[key] = FitParts(
-                closeness, c.closeness_points[closeness], c.credit[t], c.satisfaction[t]
-            )
-        return fit
+    def _fit(self, t: int, closeness: int) -> dict[str, Any]:
+        """Stored fit parts of target t at a closeness (as `Problem.fit_parts`)."""
+        c = self._cache or self._lists()
+        found = c.fits.get((t, closeness))
+        return found if found is not None else self._make_fits(((t, closeness),))[0]
 
-    def _capacity(self, t: int) -> Constraint:
-        c = self._lists()
+    def _make_fits(self, keys: Iterable[tuple[int, int]]) -> list[dict[str, Any]]:
+        """`_fit` of each (target, closeness), made in one loop (and cached)."""
+        c = self._cache or self._lists()
+        fits, points, credit, satisfaction = c.fits, c.closeness_points, c.credit, c.satisfaction
+        out = []
+        for key in keys:
+            found = fits.get(key)
+            if found is None:
+                t, closeness = key
+                pts, cr, sat = points[closeness], credit[t], satisfaction[t]
+                found = fits[key] = {
+                    "total": pts + cr + sat,
+                    "region_closeness": pts,
+                    "covering_prefix_digits": closeness,
+                    "credit": cr,
+                    "satisfaction": sat,
+                }
+            out.append(found)
+        return out
+
+    def _capacity(self, t: int) -> dict[str, Any]:
+        """The stored capacity constraint of target t."""
+        c = self._cache or self._lists()
         found = c.capacities.get(t)
-        if found is not None:
-            return found
-        p = self.problem
-        used, limit = c.target_used[t], c.target_capacity[t]
-        holder = c.labels[t]
-        what = f"{holder} for {p.target_service[t]}" if t < p.n_offers else holder
-        if limit == 0:
-            con = Constraint(
-                "no_capacity", holder, 0, 0, True, f"{what} had no capacity left before this run"
-            )
-        else:
-            full = used >= limit
-            text = (
-                f"capacity of {what} used up: {used}/{limit}"
-                if full
-                else f"capacity of {what}: {used}/{limit} used"
-            )
-            con = Constraint("capacity", holder, used, limit, full, text)
-        c.capacities[t] = con
-        return con
+        return found if found is not None else self._make_capacities((t,))[0]
 
-    def _fairness(self, f: int) -> Constraint:
-        c = self._lists()
+    def _make_capacities(self, targets: Iterable[int]) -> list[dict[str, Any]]:
+        """`_capacity` of each target, made in one loop (and cached)."""
+        c = self._cache or self._lists()
+        p = self.problem
+        caps, n_offers, services = c.capacities, p.n_offers, p.target_service
+        used_of, limit_of, labels = c.target_used, c.target_capacity, c.labels
+        out = []
+        for t in targets:
+            found = caps.get(t)
+            if found is None:
+                used, limit, holder = used_of[t], limit_of[t], labels[t]
+                what = f"{holder} for {services[t]}" if t < n_offers else holder
+                if limit == 0:
+                    kind, used, binding = "no_capacity", 0, True
+                    text = f"{what} had no capacity left before this run"
+                else:
+                    kind, binding = "capacity", used >= limit
+                    text = (
+                        f"capacity of {what} used up: {used}/{limit}"
+                        if binding
+                        else f"capacity of {what}: {used}/{limit} used"
+                    )
+                found = caps[t] = {
+                    "kind": kind,
+                    "holder": holder,
+                    "used": used,
+                    "limit": limit,
+                    "binding": binding,
+                    "text": text,
+                }
+            out.append(found)
+        return out
+
+    def _fairness(self, f: int) -> dict[str, Any]:
+        """The stored fairness-cap constraint of fairness node f."""
+        c = self._cache or self._lists()
         found = c.fairness.get(f)
         if found is not None:
             return found
@@ -498,32 +595,53 @@ class AllocationResult:
             f"({share:.0%} of {int(p.fnode_open_needs[f])} open needs) "
             + (f"reached: {used}/{limit}" if full else f"{used}/{limit} used")
         )
-        con = Constraint("fairness_cap", holder, used, limit, full, text, region)
-        c.fairness[f] = con
-        return con
+        found = c.fairness[f] = {
+            "kind": "fairness_cap",
+            "holder": holder,
+            "used": used,
+            "limit": limit,
+            "binding": full,
+            "text": text,
+            "region": region,
+        }
+        return found
 
-    def _competitor(self, priority: int, kind: int, src: int) -> Competitor:
-        """Candidate (kind, src) for a group of this priority, with what stops it (shared by
-        every candidate entry of the same target, closeness and fairness node)."""
-        c = self._lists()
-        t, closeness, fit, f = self._candidate(kind, src)
-        key = (priority, t, closeness, f)
-        found = c.competitors.get(key)
+    def _competitor(self, priority: int, t: int, closeness: int, f: int) -> dict[str, Any]:
+        """The stored competitor: target t at a closeness (fairness node f, -1: none) for
+        a group of this priority, with what stops it (shared by every candidate entry of
+        the same key)."""
+        c = self._cache or self._lists()
+        found = c.competitors.get((priority, t, closeness, f))
         if found is not None:
             return found
-        blocker = self._capacity(t)
-        if not blocker.binding and f >= 0:
-            blocker = self._fairness(f)
-        low = c.target_min[t]
-        found = c.competitors[key] = Competitor(
-            "organisation" if kind == OFFER else "resource",
-            c.ids[t],
-            priority * fit,
-            self._fit(t, closeness),
-            blocker,
-            low if low >= 0 else None,
-        )
-        return found
+        return self._make_competitors(((priority, t, closeness, f),))[0]
+
+    def _make_competitors(self, keys: Iterable[tuple[int, int, int, int]]) -> list[dict[str, Any]]:
+        """`_competitor` of each (priority, target, closeness, fairness node), made in one
+        loop (and cached)."""
+        c = self._cache or self._lists()
+        comps, caps, fits = c.competitors, c.capacities, c.fits
+        low_of, ids, n_offers = c.target_min, c.ids, c.n_offers
+        out = []
+        for key in keys:
+            found = comps.get(key)
+            if found is None:
+                priority, t, closeness, f = key
+                blocker = caps.get(t) or self._capacity(t)
+                if not blocker["binding"] and f >= 0:
+                    blocker = self._fairness(f)
+                fit = fits.get((t, closeness)) or self._fit(t, closeness)
+                low = low_of[t]
+                found = comps[key] = {
+                    "kind": "organisation" if t < n_offers else "resource",
+                    "id": ids[t],
+                    "score": priority * fit["total"],
+                    "fit": fit,
+                    "constraint": blocker,
+                    "lowest_score_held": low if low >= 0 else None,
+                }
+            out.append(found)
+        return out
 
     def _ranges(self, g: int) -> tuple[int, int, int, int]:
         """Group g's candidates: its ocell's offers (if it has a hub) and its resource arcs,
@@ -561,191 +679,354 @@ class AllocationResult:
                 self._render_pairs((k,))
                 stored = self._pair_cache[k]
             # One view per pair, as `outcome` reads it once per need.
-            view = self._views[k] = MatchExplanation(self, k, stored)
+            view = self._views[k] = MatchExplanation(stored)
         return view
-
-    def _pair_fit(self, k: int) -> FitParts:
-        c = self._lists()
-        return self._fit(c.pair_target[k], c.pair_close[k])
-
-    def _pair_constraints(self, k: int) -> tuple[Constraint, ...]:
-        c = self._lists()
-        capacity = self._capacity(c.pair_target[k])
-        f = c.pair_fnode[k]
-        return (capacity, self._fairness(f)) if f >= 0 else (capacity,)
-
-    def _pair_passed(self, k: int) -> tuple[Competitor, ...]:
-        c = self._lists()
-        priority = c.group_priority[c.pair_group[k]]
-        at = k * c.top
-        return tuple(
-            self._competitor(priority, c.passed_kind[j], c.passed_src[j])
-            for j in range(at, at + c.top)
-            if c.passed_kind[j] >= 0
-        )
 
     def _constraint_entry(self, t: int, f: int) -> tuple[list[dict[str, Any]], str]:
         """The stored constraints of a pair at target t (fairness node f, -1: none) and
         the "bound by" part of its text (cached: shared by the pairs at t)."""
-        c = self._lists()
-        constraints = (self._capacity(t), self._fairness(f)) if f >= 0 else (self._capacity(t),)
-        binding = [con.text for con in constraints if con.binding]
-        entry = c.constraint_entries[(t, f)] = (
-            [con.stored() for con in constraints],
-            "; bound by " + "; ".join(binding) if binding else "",
-        )
-        return entry
+        c = self._cache or self._lists()
+        found = c.constraint_entries.get((t, f))
+        return found if found is not None else self._make_entries(((t, f),))[0]
+
+    def _make_entries(
+        self, keys: Iterable[tuple[int, int]]
+    ) -> list[tuple[list[dict[str, Any]], str]]:
+        """`_constraint_entry` of each (target, fairness node), made in one loop (and
+        cached)."""
+        c = self._cache or self._lists()
+        entries, caps = c.constraint_entries, c.capacities
+        out = []
+        for key in keys:
+            found = entries.get(key)
+            if found is None:
+                t, f = key
+                capacity = caps.get(t) or self._capacity(t)
+                constraints = [capacity, self._fairness(f)] if f >= 0 else [capacity]
+                binding = [con["text"] for con in constraints if con["binding"]]
+                bound = "; bound by " + "; ".join(binding) if binding else ""
+                found = entries[key] = (constraints, bound)
+            out.append(found)
+        return out
 
     def _render_pairs(self, ks: Iterable[int]) -> None:
-        """Render the stored form of pairs `ks` (cached): the one loop that makes them, for
-        one pair on demand or for all (`render_all`). Run once per pair (a hundred thousand
-        in a large run), so it reads local plain lists and caches of the parts many pairs
-        share (constraints, competitors, fit parts: stored once, shared by reference)."""
+        """Render the stored form of pairs `ks` (cached), one by one: what `explain_pair`
+        does on demand (`_render_all_pairs` makes the same for all at once)."""
         c = self._cache or self._lists()
         cache = self._pair_cache
-        pair_group, pair_kind, pair_target = c.pair_group, c.pair_kind, c.pair_target
-        pair_close, pair_fit, pair_fnode = c.pair_close, c.pair_fit, c.pair_fnode
-        pair_better, pair_candidates = c.pair_better, c.pair_candidates
-        group_priority, group_ocell, group_rsig = c.group_priority, c.group_ocell, c.group_rsig
-        top, passed_kind, passed_src = c.top, c.passed_kind, c.passed_src
-        passed_target, passed_close, passed_fnode = c.passed_target, c.passed_close, c.passed_fnode
         competitors, entries, fits = c.competitors, c.constraint_entries, c.fits
-        labels, ids = c.labels, c.ids
-        ocells, rsigs = self.problem.ocells, self.problem.rsigs
+        pc = c.pair_columns
+        top = c.top
+        passed_kind, passed_target, passed_close, passed_fnode = c.passed_columns
         for k in ks:
             if k in cache:
                 continue
-            g, kind, t = pair_group[k], pair_kind[k], pair_target[k]
-            closeness, fit_total, f = pair_close[k], pair_fit[k], pair_fnode[k]
-            priority = group_priority[g]
+            g, kind, t = pc["group"][k], pc["kind"][k], pc["target"][k]
+            closeness, fit_total, f = pc["close"][k], pc["fit"][k], pc["fnode"][k]
+            priority = c.group_priority[g]
             value = priority * fit_total
             constraints, bound = entries.get((t, f)) or self._constraint_entry(t, f)
-            cell: OCell | RSig = ocells[group_ocell[g]] if kind == OFFER else rsigs[group_rsig[g]]
-            prefix = cell.prefix[:closeness]
+            cell = c.group_ocell[g] if kind == OFFER else c.n_ocells + c.group_rsig[g]
+            prefix = c.cell_prefix[cell][:closeness]
             fit = fits.get((t, closeness)) or self._fit(t, closeness)
             text = (
-                f"{labels[t]} covers {prefix} ({closeness}-digit prefix); "
+                f"{c.labels[t]} covers {prefix} ({closeness}-digit prefix); "
                 f"score {value} = priority {priority} × fit {fit_total}{bound}"
             )
             passed: list[dict[str, Any]] = []
             at = k * top
             if top and passed_kind[at] >= 0:
-                texts = []
                 for j in range(at, at + top):
-                    bk = passed_kind[j]
-                    if bk < 0:
+                    if passed_kind[j] < 0:
                         break
-                    comp = competitors.get(
-                        (priority, passed_target[j], passed_close[j], passed_fnode[j])
-                    ) or self._competitor(priority, bk, passed_src[j])
-                    passed.append(comp.stored())
-                    texts.append(comp.constraint.text)
-                text += f"; {pair_better[k]} higher-scoring candidate(s) had no room: " + "; ".join(
-                    texts
+                    key = (priority, passed_target[j], passed_close[j], passed_fnode[j])
+                    passed.append(competitors.get(key) or self._competitor(*key))
+                text += f"; {pc['better'][k]} higher-scoring candidate(s) had no room: " + (
+                    "; ".join(_constraint_text(comp) for comp in passed)
                 )
             cache[k] = {
                 "provider_kind": "organisation" if kind == OFFER else "resource",
-                "provider_id": ids[t],
-                "service_code": cell.service_code,
+                "provider_id": c.ids[t],
+                "service_code": c.cell_service[cell],
                 "covering_prefix": prefix,
                 "score": value,
                 "priority": priority,
-                "fit": fit.stored(),
+                "fit": fit,
                 "constraints": constraints,
                 "passed_over": passed,
-                "better_candidates": pair_better[k],
-                "candidates": pair_candidates[k],
+                "better_candidates": pc["better"][k],
+                "candidates": pc["candidates"][k],
                 "text": text,
             }
+
+    def _combos(
+        self,
+        priority: IntArray,
+        slots: tuple[IntArray, IntArray, IntArray, IntArray],
+        top: int,
+        piece: Callable[[dict[str, Any]], str],
+    ) -> tuple[IntArray, list[tuple[dict[str, Any], ...]], list[str]]:
+        """Rows of `top` candidate slots (kind, target, closeness, fairness node; kind -1:
+        empty, filled slots first) for groups of the given priority (one per row), as
+        lists of stored competitors: an id per row (-1: none), then per id its competitors
+        and their `piece` texts joined by "; ". Each competitor and each list is made
+        once (keys found in bulk)."""
+        kind, target, close, fnode = slots
+        n = len(priority)
+        combo = np.full(n, -1, dtype=np.int64)
+        used = np.flatnonzero(kind >= 0)
+        if not len(used):
+            return combo, [], []
+        s_priority = priority[used // top]
+        s_target, s_close, s_fnode = target[used], close[used], fnode[used]
+        key = _pack(
+            (s_priority, s_close, s_target, s_fnode + 1),
+            (
+                int(s_priority.max()) + 1,
+                13,
+                int(s_target.max()) + 1,
+                int(s_fnode.max()) + 2,
+            ),
+        )
+        comp_of_slot, first = dense(key)
+        u_target, u_close = s_target[first], s_close[first]
+        self._make_capacities(np.unique(u_target).tolist())
+        self._make_fits(zip(u_target.tolist(), u_close.tolist(), strict=True))
+        comps = self._make_competitors(
+            zip(
+                s_priority[first].tolist(),
+                u_target.tolist(),
+                u_close.tolist(),
+                s_fnode[first].tolist(),
+                strict=True,
+            )
+        )
+        pieces = [piece(comp) for comp in comps]
+        flat = np.full(n * top, -1, dtype=np.int64)
+        flat[used] = comp_of_slot
+        grid = flat.reshape(n, top)
+        rows = np.flatnonzero(grid[:, 0] >= 0)
+        row_combo, first = dense(_pack(list(grid[rows].T + 1), [len(comps) + 1] * top))
+        combo[rows] = row_combo
+        parts: list[tuple[dict[str, Any], ...]] = []
+        texts: list[str] = []
+        for ids in grid[rows[first]].tolist():
+            ids = [i for i in ids if i >= 0]
+            parts.append(tuple(comps[i] for i in ids))
+            texts.append("; ".join([pieces[i] for i in ids]))
+        return combo, parts, texts
+
+    def _render_all_pairs(self) -> None:
+        """The stored form of every pair (those made on demand before are kept), as
+        `_render_pairs` makes it: the keys of the shared parts are found in bulk (numpy),
+        each part is made once, then one loop over plain lists makes the dicts."""
+        c = self._cache or self._lists()
+        p = self.problem
+        n = len(self.pair_group)
+        cache = self._pair_cache
+        if n == 0 or len(cache) == n:
+            return
+        target, fnode, close = self.pair_target, self.pair_fnode, self.pair_closeness
+        # Constraints (per target and fairness node) and fit parts (per target and
+        # closeness): an id per pair, the part of each id.
+        entry_id, first = dense(target * (len(p.fnode_target) + 1) + fnode + 1)
+        self._make_capacities(np.unique(target).tolist())
+        entry = self._make_entries(zip(target[first].tolist(), fnode[first].tolist(), strict=True))
+        fit_id, first = dense(target * 13 + close)
+        fit = self._make_fits(zip(target[first].tolist(), close[first].tolist(), strict=True))
+        priority = p.group_priority[self.pair_group]
+        combo_id, combo_parts, combo_texts = self._combos(
+            priority, c.passed_np, c.top, _constraint_text
+        )
+        cell = np.where(
+            self.pair_kind == OFFER,
+            p.group_ocell[self.pair_group],
+            len(p.ocells) + p.group_rsig[self.pair_group],
+        )
+        labels, ids, cell_prefix, cell_service = c.labels, c.ids, c.cell_prefix, c.cell_service
+        kind_name = ("organisation", "resource")
+        fresh = not cache
+        rows = zip(
+            range(n),
+            self.pair_kind.tolist(),
+            target.tolist(),
+            close.tolist(),
+            self.pair_fit.tolist(),
+            priority.tolist(),
+            self.pair_value.tolist(),
+            entry_id.tolist(),
+            fit_id.tolist(),
+            cell.tolist(),
+            combo_id.tolist(),
+            self.pair_better.tolist(),
+            self.pair_candidates.tolist(),
+            strict=True,
+        )
+        for k, kind, t, closeness, fit_total, prio, value, e, fi, pc, combo, better, n_c in rows:
+            if not fresh and k in cache:
+                continue
+            constraints, bound = entry[e]
+            prefix = cell_prefix[pc][:closeness]
+            text = (
+                f"{labels[t]} covers {prefix} ({closeness}-digit prefix); "
+                f"score {value} = priority {prio} × fit {fit_total}{bound}"
+            )
+            if combo >= 0:
+                passed = list(combo_parts[combo])
+                text += f"; {better} higher-scoring candidate(s) had no room: {combo_texts[combo]}"
+            else:
+                passed = []
+            cache[k] = {
+                "provider_kind": kind_name[kind],
+                "provider_id": ids[t],
+                "service_code": cell_service[pc],
+                "covering_prefix": prefix,
+                "score": value,
+                "priority": prio,
+                "fit": fit[fi],
+                "constraints": constraints,
+                "passed_over": passed,
+                "better_candidates": better,
+                "candidates": n_c,
+                "text": text,
+            }
+
+    def _render_all_groups(self, groups: IntArray) -> None:
+        """The "why not" of every group in `groups` (those made before are kept). The
+        common case, candidates with capacity all filled by higher-value needs, is made
+        as `_why_not` makes it, its competitors found in bulk; the others one by one."""
+        c = self._cache or self._lists()
+        p = self.problem
+        cache = self._group_cache
+        groups = groups[[g not in cache for g in groups.tolist()]] if cache else groups
+        if not len(groups):
+            return
+        top = self.explain_top
+        n_cands, _, kind, src = _explain_bulk(p, groups, np.zeros(len(groups), np.int64), top)
+        reason = self.group_reason[groups]
+        common = (reason == REASON_CODES.index(Reason.capacity_exhausted)) & (n_cands > 0)
+        for g in groups[~common].tolist():
+            cache[g] = self._why_not(g)
+        if not common.any() or top == 0:
+            for g in groups[common].tolist():
+                cache[g] = self._why_not(g)
+            return
+        groups, n_cands = groups[common], n_cands[common]
+        kind, src = kind[common].ravel(), src[common].ravel()
+        combo_id, combo_parts, combo_texts = self._combos(
+            p.group_priority[groups], (kind, *_slot_candidates(p, kind, src)), top, _why_text
+        )
+        ocell, rsig = p.group_ocell[groups], p.group_rsig[groups]
+        covering = p.ocell_cover[ocell] + p.rsig_cover[rsig]
+        eligible = p.ocell_cover_eligible[ocell] + p.rsig_cover_eligible[rsig]
+        region = p.columns.region[p.need_order[p.group_start[groups]]]
+        regions, services = c.regions, c.cell_service
+        reason_value = Reason.capacity_exhausted.value
+        rows = zip(
+            groups.tolist(),
+            n_cands.tolist(),
+            ocell.tolist(),
+            region.tolist(),
+            covering.tolist(),
+            eligible.tolist(),
+            combo_id.tolist(),
+            strict=True,
+        )
+        for g, n, oc, rg, cover, elig, combo in rows:
+            stored = {
+                "reason": reason_value,
+                "text": f"all {n} eligible candidate(s) with capacity for {services[oc]} in "
+                f"{regions[rg]} were filled by higher-value needs: {combo_texts[combo]}",
+                "covering": cover,
+                "eligible": elig,
+                "candidates": list(combo_parts[combo]),
+            }
+            cache[g] = WhyNot(Reason.capacity_exhausted, stored)
 
     def why_not(self, g: int) -> WhyNot:
         """Why the unassigned needs of group g got nothing (cached)."""
         cached = self._group_cache.get(g)
-        if cached is not None:
-            return cached
+        if cached is None:
+            cached = self._group_cache[g] = self._why_not(g)
+        return cached
+
+    def _why_not(self, g: int) -> WhyNot:
         p = self.problem
-        c = self._lists()
-        cols = p.columns
-        code = int(self.group_reason[g])
+        c = self._cache or self._lists()
+        code = c.group_reason[g]
         reason = REASON_CODES[code] if code >= 0 else Reason.capacity_exhausted
-        first = int(p.need_order[int(p.group_start[g])])
-        oc_i = c.group_ocell[g]
-        oc = p.ocells[oc_i]
-        rsig = c.group_rsig[g]
-        rs = p.rsigs[rsig]
-        service = oc.service_code
-        region = cols.regions[int(cols.region[first])]
-        covering = int(p.ocell_cover[oc_i] + p.rsig_cover[rsig])
-        eligible = int(p.ocell_cover_eligible[oc_i] + p.rsig_cover_eligible[rsig])
+        oc_i, rsig = c.group_ocell[g], c.group_rsig[g]
+        service = c.cell_service[oc_i]
+        region = c.regions[c.group_region[g]]
+        covering = c.ocell_cover[oc_i] + c.rsig_cover[rsig]
+        eligible = c.ocell_cover_eligible[oc_i] + c.rsig_cover_eligible[rsig]
         priority = c.group_priority[g]
         top = self.explain_top
 
         def everything() -> list[tuple[int, int]]:
             return p.ocell_offers(oc_i) + p.rsig_resources(rsig)
 
-        def listed(t: int, lv: int, constraint: Constraint) -> Competitor:
+        def listed(t: int, lv: int, constraint: dict[str, Any]) -> dict[str, Any]:
             fit = self._fit(t, lv)
-            return Competitor(
-                "organisation" if t < p.n_offers else "resource",
-                c.ids[t],
-                priority * fit.total,
-                fit,
-                constraint,
-                None,
-            )
+            return {
+                "kind": "organisation" if t < c.n_offers else "resource",
+                "id": c.ids[t],
+                "score": priority * fit["total"],
+                "fit": fit,
+                "constraint": constraint,
+                "lowest_score_held": None,
+            }
 
-        candidates: tuple[Competitor, ...] = ()
+        candidates: list[dict[str, Any]] = []
         n_cands, best = self._better(self._ranges(g), 0, top)
         if reason is Reason.no_coverage:
             text = f"no contract or charity resource covers {service} in {region}"
-            other = rs.covering - int(p.rsig_cover[rsig])
+            other = c.rsig_covering[rsig] - c.rsig_cover[rsig]
             if other:
                 text += f" ({other} charity resource(s) cover it there but target other categories)"
         elif reason is Reason.all_ineligible:
-            candidates = tuple(
-                listed(
-                    t,
-                    lv,
-                    Constraint(
-                        "ineligible",
-                        c.labels[t],
-                        0,
-                        0,
-                        True,
-                        f"{c.labels[t]} is {p.target_status(t)}",
-                    ),
-                )
-                for t, lv in everything()[:top]
-            )
+            for t, lv in everything()[:top]:
+                label = c.labels[t]
+                ineligible = {
+                    "kind": "ineligible",
+                    "holder": label,
+                    "used": 0,
+                    "limit": 0,
+                    "binding": True,
+                    "text": f"{label} is {p.target_status(t)}",
+                }
+                candidates.append(listed(t, lv, ineligible))
             text = (
                 f"all {covering} candidate(s) covering {service} in {region} are ineligible: "
-                + ", ".join(comp.constraint.text for comp in candidates)
+                + ", ".join(comp["constraint"]["text"] for comp in candidates)
             )
         elif n_cands == 0:
-            empty = [(t, lv) for t, lv in everything() if p.target_eligible[t]]
-            candidates = tuple(listed(t, lv, self._capacity(t)) for t, lv in empty[:top])
+            empty = [(t, lv) for t, lv in everything() if c.target_eligible[t]]
+            candidates = [listed(t, lv, self._capacity(t)) for t, lv in empty[:top]]
             text = (
                 f"the {eligible} eligible candidate(s) for {service} in {region} "
                 "had no capacity left before this run"
             )
         else:
-            candidates = tuple(self._competitor(priority, kind, src) for kind, src in best)
+            for kind, src in best:
+                t, closeness, _, f = self._candidate(kind, src)
+                candidates.append(
+                    c.competitors.get((priority, t, closeness, f))
+                    or self._competitor(priority, t, closeness, f)
+                )
             text = (
                 f"all {n_cands} eligible candidate(s) with capacity for {service} in "
                 f"{region} were filled by higher-value needs: "
-                + "; ".join(
-                    comp.constraint.text
-                    + (
-                        f" (lowest score held {comp.lowest_score_held}, this need's {comp.score})"
-                        if comp.lowest_score_held is not None
-                        else ""
-                    )
-                    for comp in candidates
-                )
+                + "; ".join(_why_text(comp) for comp in candidates)
             )
-        why = WhyNot(reason, text, covering, eligible, candidates)
-        self._group_cache[g] = why
-        return why
+        stored = {
+            "reason": reason.value,
+            "text": text,
+            "covering": covering,
+            "eligible": eligible,
+            "candidates": candidates,
+        }
+        return WhyNot(reason, stored)
 
 
 @dataclass
@@ -788,142 +1069,194 @@ class _Rows:
         )
 
 
-@dataclass
 class _Lists:
-    """Plain-list copies of the arrays explanations read, and caches of shared parts."""
+    """Plain-list copies of what explanations read, and caches of the stored parts they
+    share. The long per-candidate and per-pair lists are made on first use: only
+    explanations made one by one read them (`render_all` reads the arrays)."""
 
-    cand_target: list[int]
-    cand_close: list[int]
-    cand_fit: list[int]
-    cand_negfit: list[int]
-    cand_fnode: list[int]
-    rarc_target: list[int]
-    rarc_close: list[int]
-    rarc_fit: list[int]
-    rarc_negfit: list[int]
-    oc_start: list[int]
-    r_start: list[int]
-    group_hub: list[int]
-    group_ocell: list[int]
-    group_rsig: list[int]
-    group_priority: list[int]
-    pair_group: list[int]
-    pair_kind: list[int]
-    pair_target: list[int]
-    pair_close: list[int]
-    pair_fit: list[int]
-    pair_fnode: list[int]
-    pair_better: list[int]
-    pair_candidates: list[int]
-    top: int
-    passed_kind: list[int]  # pair k's are k * top … k * top + top - 1
-    passed_src: list[int]
-    passed_target: list[int]
-    passed_close: list[int]
-    passed_fnode: list[int]
-    target_used: list[int]
-    target_capacity: list[int]
-    target_min: list[int]
-    ids: list[str]
-    labels: list[str]
-    credit: list[int]  # fit points per target
-    satisfaction: list[int]
-    closeness_points: list[int]
-    urgency_points: list[int]
-    waiting_step_days: int
-    waiting_cap_steps: int
-    waiting_points: int
-    vulnerability: list[int]
-    vulnerable: list[str | None]
-    fits: dict[tuple[int, int], FitParts] = field(default_factory=dict)
-    capacities: dict[int, Constraint] = field(default_factory=dict)
-    fairness: dict[int, Constraint] = field(default_factory=dict)
-    competitors: dict[tuple[int, int, int, int], Competitor] = field(default_factory=dict)
-    constraint_entries: dict[tuple[int, int], tuple[list[dict[str, Any]], str]] = field(
-        default_factory=dict
-    )
-
-    @classmethod
-    def of(cls, p: Problem, r: AllocationResult) -> _Lists:
+    def __init__(self, p: Problem, r: AllocationResult) -> None:
+        self._p, self._r = p, r
         ids = [o.organisation_id for o in p.organisations]
-        target_ids = [ids[i] for i in p.target_ref[: p.n_offers].tolist()] + [
+        self.n_offers = p.n_offers
+        self.n_ocells = len(p.ocells)
+        self.ids = [ids[i] for i in p.target_ref[: p.n_offers].tolist()] + [
             res.resource_id for res in p.resources
         ]
-        labels = [f"organisation {i}" for i in target_ids[: p.n_offers]] + [
-            f"resource {i}" for i in target_ids[p.n_offers :]
+        self.labels = [f"organisation {i}" for i in self.ids[: p.n_offers]] + [
+            f"resource {i}" for i in self.ids[p.n_offers :]
         ]
+        self.group_ocell: list[int] = p.group_ocell.tolist()
+        self.group_rsig: list[int] = p.group_rsig.tolist()
+        self.group_priority: list[int] = p.group_priority.tolist()
+        self.group_reason: list[int] = r.group_reason.tolist()
+        self.regions = p.columns.regions
+        self.cell_prefix = [oc.prefix for oc in p.ocells] + [rs.prefix for rs in p.rsigs]
+        self.cell_service = [oc.service_code for oc in p.ocells] + [
+            rs.service_code for rs in p.rsigs
+        ]
+        self.ocell_cover: list[int] = p.ocell_cover.tolist()
+        self.ocell_cover_eligible: list[int] = p.ocell_cover_eligible.tolist()
+        self.rsig_cover: list[int] = p.rsig_cover.tolist()
+        self.rsig_cover_eligible: list[int] = p.rsig_cover_eligible.tolist()
+        self.rsig_covering = [rs.covering for rs in p.rsigs]
+        self.top: int = r.pair_passed_kind.shape[1]
+        self.target_used: list[int] = r.target_used.tolist()
+        self.target_capacity: list[int] = p.target_capacity.tolist()
+        self.target_eligible: list[bool] = p.target_eligible.tolist()
+        self.target_min: list[int] = r.target_min_value.tolist()
+        self.credit: list[int] = p.target_credit.tolist()  # fit points per target
+        self.satisfaction: list[int] = p.target_satisfaction.tolist()
         sc = p.scoring
-        sources: list[OrganisationSupply | CharityResource] = [
-            p.organisations[o] for o in p.target_ref[: p.n_offers].tolist()
-        ]
-        sources += p.resources
-        closeness_points = [0] * 13
+        self.closeness_points = [0] * 13
         for level, pts in sc.closeness_points.items():
-            closeness_points[level] = pts
-        urgency_points = [0] * 5
+            self.closeness_points[level] = pts
+        self.urgency_points = [0] * 5
         for u, pts in sc.urgency_points.items():
-            urgency_points[u] = pts
+            self.urgency_points[u] = pts
+        self.waiting_step_days = sc.waiting_step_days
+        self.waiting_cap_steps = sc.waiting_cap_steps
+        self.waiting_points = sc.waiting_points_per_step
         vulnerable = [sc.vulnerability(tuple(cs)) for cs in p.columns.category_sets]
-        passed_kind = r.pair_passed_kind.ravel()
-        passed_src = r.pair_passed_src.ravel()
-        is_org = passed_kind == OFFER
-        org_src = np.where(is_org & (passed_src >= 0), passed_src, 0)
-        res_src = np.where(~is_org & (passed_src >= 0), passed_src, 0)
+        self.vulnerability = [v for v, _ in vulnerable]
+        self.vulnerable = [c for _, c in vulnerable]
+        # stored parts, by key
+        self.fits: dict[tuple[int, int], dict[str, Any]] = {}
+        self.capacities: dict[int, dict[str, Any]] = {}
+        self.fairness: dict[int, dict[str, Any]] = {}
+        self.competitors: dict[tuple[int, int, int, int], dict[str, Any]] = {}
+        self.constraint_entries: dict[tuple[int, int], tuple[list[dict[str, Any]], str]] = {}
 
-        def at(array: npt.NDArray[Any], index: IntArray) -> IntArray:
-            return array[index].astype(np.int64) if len(array) else np.zeros_like(index)
+    # Candidates (`_candidate`, `_better`).
 
-        cand_t, cand_c, cand_f = (
-            at(p.cand_target, org_src),
-            at(p.cand_closeness, org_src),
-            at(p.cand_fnode, org_src),
-        )
-        rarc_t, rarc_c = at(p.rarc_target, res_src), at(p.rarc_closeness, res_src)
-        return cls(
-            cand_target=p.cand_target.tolist(),
-            cand_close=p.cand_closeness.tolist(),
-            cand_fit=p.cand_fit.tolist(),
-            cand_negfit=(-p.cand_fit).tolist(),
-            cand_fnode=p.cand_fnode.tolist(),
-            rarc_target=p.rarc_target.tolist(),
-            rarc_close=p.rarc_closeness.tolist(),
-            rarc_fit=p.rarc_fit.tolist(),
-            rarc_negfit=(-p.rarc_fit).tolist(),
-            oc_start=p.ocell_cand_start.tolist(),
-            r_start=p.group_rarc_start.tolist(),
-            group_hub=p.group_hub.tolist(),
-            group_ocell=p.group_ocell.tolist(),
-            group_rsig=p.group_rsig.tolist(),
-            group_priority=p.group_priority.tolist(),
-            pair_group=r.pair_group.tolist(),
-            pair_kind=r.pair_kind.tolist(),
-            pair_target=r.pair_target.tolist(),
-            pair_close=r.pair_closeness.tolist(),
-            pair_fit=r.pair_fit.tolist(),
-            pair_fnode=r.pair_fnode.tolist(),
-            pair_better=r.pair_better.tolist(),
-            pair_candidates=r.pair_candidates.tolist(),
-            top=r.pair_passed_kind.shape[1],
-            passed_kind=passed_kind.tolist(),
-            passed_src=passed_src.tolist(),
-            passed_target=np.where(is_org, cand_t, rarc_t).tolist(),
-            passed_close=np.where(is_org, cand_c, rarc_c).tolist(),
-            passed_fnode=np.where(is_org, cand_f, -1).tolist(),
-            target_used=r.target_used.tolist(),
-            target_capacity=p.target_capacity.tolist(),
-            target_min=r.target_min_value.tolist(),
-            ids=target_ids,
-            labels=labels,
-            credit=[sc.credit(s.credit_score) for s in sources],
-            satisfaction=[sc.satisfaction(s.satisfaction) for s in sources],
-            closeness_points=closeness_points,
-            urgency_points=urgency_points,
-            waiting_step_days=sc.waiting_step_days,
-            waiting_cap_steps=sc.waiting_cap_steps,
-            waiting_points=sc.waiting_points_per_step,
-            vulnerability=[v for v, _ in vulnerable],
-            vulnerable=[c for _, c in vulnerable],
-        )
+    @cached_property
+    def cand_target(self) -> list[int]:
+        return self._p.cand_target.tolist()
+
+    @cached_property
+    def cand_close(self) -> list[int]:
+        return self._p.cand_closeness.tolist()
+
+    @cached_property
+    def cand_fit(self) -> list[int]:
+        return self._p.cand_fit.tolist()
+
+    @cached_property
+    def cand_negfit(self) -> list[int]:
+        return (-self._p.cand_fit).tolist()
+
+    @cached_property
+    def cand_fnode(self) -> list[int]:
+        return self._p.cand_fnode.tolist()
+
+    @cached_property
+    def rarc_target(self) -> list[int]:
+        return self._p.rarc_target.tolist()
+
+    @cached_property
+    def rarc_close(self) -> list[int]:
+        return self._p.rarc_closeness.tolist()
+
+    @cached_property
+    def rarc_fit(self) -> list[int]:
+        return self._p.rarc_fit.tolist()
+
+    @cached_property
+    def rarc_negfit(self) -> list[int]:
+        return (-self._p.rarc_fit).tolist()
+
+    @cached_property
+    def oc_start(self) -> list[int]:
+        return self._p.ocell_cand_start.tolist()
+
+    @cached_property
+    def r_start(self) -> list[int]:
+        return self._p.group_rarc_start.tolist()
+
+    @cached_property
+    def group_hub(self) -> list[int]:
+        return self._p.group_hub.tolist()
+
+    @cached_property
+    def group_region(self) -> list[int]:
+        """Region (index into `regions`) of each group's first need."""
+        p = self._p
+        return p.columns.region[p.need_order[p.group_start[:-1]]].tolist()
+
+    # Pairs (`_render_pairs`): pair k's passed-over slots are k * top … k * top + top - 1.
+
+    @cached_property
+    def pair_columns(self) -> dict[str, list[int]]:
+        r = self._r
+        return {
+            "group": r.pair_group.tolist(),
+            "kind": r.pair_kind.tolist(),
+            "target": r.pair_target.tolist(),
+            "close": r.pair_closeness.tolist(),
+            "fit": r.pair_fit.tolist(),
+            "fnode": r.pair_fnode.tolist(),
+            "better": r.pair_better.tolist(),
+            "candidates": r.pair_candidates.tolist(),
+        }
+
+    @cached_property
+    def passed_np(self) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+        """Each pair's passed-over slots: kind (-1: empty), target, closeness, fairness
+        node."""
+        r = self._r
+        kind = r.pair_passed_kind.ravel()
+        return (kind, *_slot_candidates(self._p, kind, r.pair_passed_src.ravel()))
+
+    @cached_property
+    def passed_columns(self) -> tuple[list[int], list[int], list[int], list[int]]:
+        kind, target, close, fnode = self.passed_np
+        return kind.tolist(), target.tolist(), close.tolist(), fnode.tolist()
+
+
+def _slot_candidates(
+    p: Problem, kind: IntArray, src: IntArray
+) -> tuple[IntArray, IntArray, IntArray]:
+    """(target, closeness, fairness node) of candidate slots (kind, src); kind -1 (an empty
+    slot) gives meaningless values."""
+    is_org = kind == OFFER
+    org_src = np.where(is_org & (src >= 0), src, 0)
+    res_src = np.where(~is_org & (src >= 0), src, 0)
+
+    def at(array: npt.NDArray[Any], index: IntArray) -> IntArray:
+        return array[index].astype(np.int64) if len(array) else np.zeros_like(index)
+
+    return (
+        np.where(is_org, at(p.cand_target, org_src), at(p.rarc_target, res_src)),
+        np.where(is_org, at(p.cand_closeness, org_src), at(p.rarc_closeness, res_src)),
+        np.where(is_org, at(p.cand_fnode, org_src), -1),
+    )
+
+
+def _pack(columns: Sequence[IntArray], spans: Sequence[int]) -> IntArray:
+    """One int64 per row of non-negative `columns` (each below its span), equal exactly
+    when the rows are (columns are made dense first where the product would overflow)."""
+    key = np.zeros(len(columns[0]) if columns else 0, dtype=np.int64)
+    width = 1
+    for column, span in zip(columns, spans, strict=True):
+        if width * span >= 2**62:
+            key, _ = dense(key)
+            width = int(key.max(initial=0)) + 1
+        key = key * span + column
+        width *= span
+    return key
+
+
+def _constraint_text(comp: dict[str, Any]) -> str:
+    """What a pair's text says of a stored competitor passed over."""
+    return str(comp["constraint"]["text"])
+
+
+def _why_text(comp: dict[str, Any]) -> str:
+    """What a "why not" text says of a stored competitor."""
+    low = comp["lowest_score_held"]
+    text = str(comp["constraint"]["text"])
+    if low is None:
+        return text
+    return f"{text} (lowest score held {low}, this need's {comp['score']})"
 
 
 @contextmanager
@@ -932,13 +1265,22 @@ def _collector_paused() -> Iterator[None]:
     explanations are many small objects, and each collection rescans everything the run
     holds (a million-need run: millions of references): with it on, rendering every
     explanation took twice as long and every record three times (measured). Nothing made
-    here is cyclic, so nothing is left for it to find; its state is restored after."""
+    here is cyclic, so nothing is left for it to find; its state is restored after.
+
+    The objects made meanwhile would still be scanned by the first young collection after
+    it (0.1 s for a million-need run's explanations) and the next middle one, only to end
+    in the oldest generation: `gc.freeze()` then `gc.unfreeze()` moves every tracked
+    object there at once, unscanned (unless some caller froze objects itself: then they
+    are left alone)."""
     collecting = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if collecting:
+            if gc.get_freeze_count() == 0:
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
 
 
@@ -984,8 +1326,14 @@ def _explain_bulk(
         row = np.concatenate((row_o, row_r))
         kind = np.concatenate((np.full(len(row_o), OFFER), np.full(len(row_r), RESOURCE)))
         src = np.concatenate((src_o, src_r))
-        negfit = np.concatenate((-p.cand_fit[src_o], -p.rarc_fit[src_r]))
-        order = np.lexsort((src, kind, negfit, row))
+        fit_of = np.concatenate((p.cand_fit[src_o], p.rarc_fit[src_r]))
+        # By row, best fit first, offers before resources, then src (unique keys).
+        order = np.argsort(
+            _pack(
+                (row, span - 1 - fit_of, kind, src),
+                (n, span, 2, int(src.max(initial=0)) + 1),
+            )
+        )
         row, kind, src = row[order], kind[order], src[order]
         start = np.searchsorted(row, np.arange(n, dtype=np.int64))
         rank = np.arange(len(row), dtype=np.int64) - start[row]
@@ -1025,8 +1373,15 @@ def finish(
     fnode = np.where(is_org, pick(p.cand_fnode, cand), -1)
     value = p.group_priority[pair_group] * fit
 
-    # Order pairs by group, best first; a group's needs take them in that order.
-    order = np.lexsort((pair_src, pair_kind, -value, pair_group))
+    # Order pairs by group, best first; a group's needs take them in that order. (The
+    # keys are unique: a group has one pair per candidate.)
+    top_value = int(value.max(initial=0))
+    order = np.argsort(
+        _pack(
+            (pair_group, top_value - value, pair_kind, pair_src),
+            (p.n_groups, top_value + 1, 2, int(pair_src.max(initial=0)) + 1),
+        )
+    )
     pair_group, pair_kind, pair_src, pair_count = (
         pair_group[order],
         pair_kind[order],
