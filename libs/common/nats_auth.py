@@ -195,7 +195,11 @@ def ministry_permissions(
 
 
 def generate_password() -> str:
-    return secrets.token_urlsafe(24)
+    """A random password (192 bits) that nats-server also reads unquoted from an environment
+    variable: it starts with a letter. nats-server parses a variable's value as a config
+    token, so one starting like a number ("-D…", which `token_urlsafe` alone can make) does
+    not parse and the file refuses to load (a CI run of the three-node test met one)."""
+    return "sa" + secrets.token_urlsafe(24)
 
 
 def env_password(user: str) -> str:

@@ -535,8 +535,13 @@ async def test_the_production_template_runs_a_three_node_cluster_with_r3_and_per
     pki = _write_pki(tmp_path)
     users = [*SERVICES, MINISTRY_USER, ADMIN_USER]
     passwords = {name: nats_auth.generate_password() for name in users}
-    client_ports = [free_port() for _ in range(3)]
-    cluster_ports = [free_port() for _ in range(3)]
+    # Nine distinct ports chosen up front: a port picked later could be one already picked
+    # for a node that has not bound it yet (seen once in CI: a node exited on start).
+    ports: list[int] = []
+    while len(ports) < 9:
+        if (p := free_port()) not in ports:
+            ports.append(p)
+    client_ports, cluster_ports, monitor_ports = ports[0:3], ports[3:6], ports[6:9]
     routes = ", ".join(f"nats-route://127.0.0.1:{p}" for p in cluster_ports)
     base_env = {
         "NATS_ROUTES": f"[{routes}]",
@@ -553,7 +558,7 @@ async def test_the_production_template_runs_a_three_node_cluster_with_r3_and_per
                 "NATS_SERVER_NAME": f"nats-{i}",
                 "NATS_CLIENT_PORT": str(client_ports[i]),
                 "NATS_CLUSTER_PORT": str(cluster_ports[i]),
-                "NATS_MONITOR_PORT": str(free_port()),
+                "NATS_MONITOR_PORT": str(monitor_ports[i]),
                 "NATS_STORE_DIR": str(tmp_path / f"node{i}"),
             }
             node = NatsServer(
@@ -628,3 +633,40 @@ async def test_the_production_template_runs_a_three_node_cluster_with_r3_and_per
     finally:
         for node in nodes:
             node.stop()
+
+
+@pytest.mark.parametrize("number_like", [False, True])
+def test_a_password_from_the_environment_must_start_with_a_letter(
+    tmp_path: Path, number_like: bool
+) -> None:
+    """nats-server reads `$SA_NATS_<USER>_PASSWORD` as a config token: one that starts
+    like a number ("-D…", as `token_urlsafe` can make) does not parse and the file does not
+    load (a CI run met one). Generated passwords start with a letter."""
+    password = nats_auth.generate_password()
+    assert password[0].isalpha()
+    if number_like:
+        password = "-D" + password
+    conf = tmp_path / "nats.conf"
+    conf.write_text("authorization { users = [ { user: needs, password: $SA_TEST_PASSWORD } ] }\n")
+    server = NatsServer(
+        store_dir=tmp_path / "store",
+        port=free_port(),
+        config_file=conf,
+        log_file=tmp_path / "nats.log",
+        env={"SA_TEST_PASSWORD": password},
+    )
+    if number_like:
+        with pytest.raises(RuntimeError, match="exited"):
+            server.start()
+        assert "could not be parsed" in (tmp_path / "nats.log").read_text()
+        return
+    server.start()
+    try:
+
+        async def connect() -> None:
+            nc = await nats.connect(server.url, user="needs", password=password)
+            await nc.close()
+
+        asyncio.run(connect())
+    finally:
+        server.stop()
