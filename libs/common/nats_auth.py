@@ -46,6 +46,7 @@ from libs.common.events.bus import (
     DLQ_PREFIX,
     DLQ_STREAM,
     SERVICE_STREAMS,
+    may_update_stream,
     platform_streams,
 )
 
@@ -160,12 +161,12 @@ def service_permissions(
     publish = [f"sa.{service}.>"]
     # Dead letters of its own consumers (the watcher's advisories are not dead-lettered).
     publish += [f"{DLQ_PREFIX}.{g.durable}" for g in grants if g.stream != ADVISORY_STREAM]
+    # Any start order works: a service may create every platform stream (with the
+    # platform's config), but update only its own and the shared ones (`may_update_stream`).
     for stream in provisioned_streams:
-        publish += [
-            f"{_JS}.STREAM.INFO.{stream}",
-            f"{_JS}.STREAM.CREATE.{stream}",
-            f"{_JS}.STREAM.UPDATE.{stream}",
-        ]
+        publish += [f"{_JS}.STREAM.INFO.{stream}", f"{_JS}.STREAM.CREATE.{stream}"]
+        if may_update_stream(service, stream):
+            publish.append(f"{_JS}.STREAM.UPDATE.{stream}")
     # The max-deliveries watcher reads the original message from the stream it came from.
     consumed = sorted({g.stream for g in grants if g.stream != ADVISORY_STREAM})
     publish += [f"{_JS}.STREAM.MSG.GET.{stream}" for stream in consumed]

@@ -271,6 +271,7 @@ async def test_a_service_cannot_publish_another_services_subjects(
         dead_letter_subject(other.durable),
         "$JS.API.STREAM.DELETE.CREDIT",
         "$JS.API.STREAM.PURGE.CREDIT",
+        "$JS.API.STREAM.UPDATE.CREDIT",  # nor rewrite its subjects or limits
         f"$JS.API.CONSUMER.MSG.NEXT.NEEDS.{other.durable}",
         f"$JS.API.CONSUMER.DURABLE.CREATE.NEEDS.{other.durable}",
         "$JS.API.CONSUMER.DELETE.MATCHING.needs-matches",
@@ -670,3 +671,41 @@ def test_a_password_from_the_environment_must_start_with_a_letter(
         asyncio.run(connect())
     finally:
         server.stop()
+
+
+async def test_a_service_updates_only_its_own_stream_when_a_config_differs(
+    auth: AuthServer,
+) -> None:
+    """After a release changes the stream config, each service brings its own stream (and
+    the shared ones) up to date; another service's it leaves to that service."""
+    from nats.js.api import StreamConfig as Config
+
+    from libs.common.events.bus import EventBus, platform_streams
+
+    admin = await auth.connect(ADMIN_USER)
+    for name in ("NEEDS", "CREDIT"):  # as an older release left them
+        await admin.js.add_stream(Config(name=name, subjects=[f"sa.{name.lower()}.>"]))
+    buses = {
+        service: EventBus(
+            auth.server.url,
+            name=service,
+            user=service,
+            password=auth.passwords[service],
+            duplicate_window_seconds=600.0,
+        )
+        for service in ("needs", "credit")
+    }
+    try:
+        await buses["needs"].connect()
+        await buses["needs"].ensure_streams(platform_streams())  # no error, no update of CREDIT
+        windows = {
+            name: (await admin.js.stream_info(name)).config.duplicate_window
+            for name in ("NEEDS", "CREDIT")
+        }
+        assert windows["NEEDS"] == 600.0 and windows["CREDIT"] != 600.0
+        await buses["credit"].connect()
+        await buses["credit"].ensure_streams(platform_streams())
+        assert (await admin.js.stream_info("CREDIT")).config.duplicate_window == 600.0
+    finally:
+        for bus in buses.values():
+            await bus.close()

@@ -49,6 +49,22 @@ class StreamSpec:
     subjects: list[str]
 
 
+#: Streams every service writes to (dead letters) or reads (advisories): any may update them.
+SHARED_STREAMS = (DLQ_STREAM, ADVISORY_STREAM)
+
+
+def may_update_stream(client: str, stream: str) -> bool:
+    """Whether `client` brings `stream`'s config up to date when it differs. A service
+    updates only its own stream and the shared ones: another service's stream is that
+    service's to change (its NATS user may not), so one service cannot rewrite the
+    subjects or limits of another's events. A client that is not a service (tools, tests,
+    the admin) may update any."""
+    owner = client.upper()
+    if owner not in SERVICE_STREAMS:
+        return True
+    return stream == owner or stream in SHARED_STREAMS
+
+
 def platform_streams() -> list[StreamSpec]:
     specs = [StreamSpec(name, [subj]) for name, subj in SERVICE_STREAMS.items()]
     specs.append(StreamSpec(DLQ_STREAM, [f"{DLQ_PREFIX}.>"]))
@@ -129,9 +145,17 @@ class EventBus:
                     await self.js.add_stream(config)
                     break
                 except BadRequestError as exc:
-                    # Exists with a different config: bring it to ours.
+                    # Exists with a different config: bring it to ours, if it is ours.
                     if exc.err_code == 10058:
-                        await self.js.update_stream(config)
+                        if may_update_stream(self.name, spec.name):
+                            await self.js.update_stream(config)
+                        else:
+                            log.warning(
+                                "%s: stream %s differs from this release's config; its "
+                                "owner updates it",
+                                self.name,
+                                spec.name,
+                            )
                         break
                     raise
                 except Exception:
