@@ -38,13 +38,12 @@ import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, func, select, text
 
 from bench.bench_allocation_engine import SPECS, Instance, generate, reset_peak_rss
-from bench.common import ROOT, BenchContext, Figure, console
+from bench.common import ROOT, BenchContext, Figure, console, proc_status_kb
 from libs.common.db import sync_url
 from libs.common.migrations import upgrade_to_head
 from services.matching.allocation.runs import run_allocation
@@ -60,16 +59,6 @@ DESCRIPTION = "allocation run over 100k open needs in the database: load, solve,
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in China
 MIGRATIONS = ROOT / "services" / "matching" / "migrations"
 CONTRACT = Contract.__table__  # type: ignore[attr-defined]
-
-
-def _status_kb(field: str) -> int:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def instance() -> Instance:
@@ -303,7 +292,7 @@ def measure(url: str) -> dict[str, Any]:
     settings = MatchingSettings(database_url=url, start_event_workers=False, environment="test")
     runtime = ServiceRuntime(settings, metadata=metadata, tables=tables, migrations=MIGRATIONS)
     gc.collect()
-    out["rss_before_mb"] = _status_kb("VmRSS") / 1024
+    out["rss_before_mb"] = proc_status_kb("VmRSS") / 1024
     out["peak_reset"] = reset_peak_rss()
 
     async def go() -> Any:
@@ -316,7 +305,7 @@ def measure(url: str) -> dict[str, Any]:
     report = asyncio.run(go())
     out["seconds"] = time.perf_counter() - w0
     out["cpu_seconds"] = time.process_time() - c0
-    out["peak_rss_mb"] = _status_kb("VmHWM") / 1024
+    out["peak_rss_mb"] = proc_status_kb("VmHWM") / 1024
     runtime.telemetry.shutdown()
     out["phases"] = dict(report.seconds)
     out["matched"] = report.matched

@@ -77,7 +77,7 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from bench.common import ROOT, BenchContext, Figure, console
+from bench.common import ROOT, BenchContext, Figure, console, proc_status_kb
 from services.matching.engine import (
     AllocationResult,
     Assignment,
@@ -336,17 +336,6 @@ def generate(spec: Spec) -> Instance:
 # --------------------------------------------------------------------------- measuring
 
 
-def _status_kb(field: str) -> int:
-    """A field of /proc/self/status in KiB (0 where there is none)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def reset_peak_rss() -> bool:
     """Reset VmHWM to the current RSS (Linux ≥ 4.0); False where that is not possible."""
     try:
@@ -445,7 +434,7 @@ def measure(spec: Spec) -> dict[str, Any]:
         "villages": len(columns.regions),
     }
     gc.collect()
-    out["rss_before_mb"] = _status_kb("VmRSS") / 1024
+    out["rss_before_mb"] = proc_status_kb("VmRSS") / 1024
     out["peak_reset"] = reset_peak_rss()
     out["loadavg"] = [os.getloadavg()[0]]
     repeat = int(os.environ.get("BENCH_ALLOC_REPEAT", spec.repeat))
@@ -480,7 +469,7 @@ def measure(spec: Spec) -> dict[str, Any]:
             }
         )
         if k == 0:
-            out["peak_rss_mb"] = _status_kb("VmHWM") / 1024
+            out["peak_rss_mb"] = proc_status_kb("VmHWM") / 1024
             out["explanations"] = {"pairs": rendered[0], "unassigned_groups": rendered[1]}
     assert result is not None
     out["loadavg"].append(os.getloadavg()[0])
@@ -527,7 +516,7 @@ def measure(spec: Spec) -> dict[str, Any]:
             )
         )
         out["uncollapsed_score"] = flat.total_score
-    out["peak_rss_end_mb"] = _status_kb("VmHWM") / 1024
+    out["peak_rss_end_mb"] = proc_status_kb("VmHWM") / 1024
     return out
 
 

@@ -42,7 +42,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from bench.common import BenchContext, Figure, console, env_int
+from bench.common import BenchContext, Figure, console, env_int, rss_mb
 from libs.common.db import Database
 from libs.common.events import UnitOfWork
 from libs.common.migrations import upgrade_to_head
@@ -216,17 +216,6 @@ def seed(path: Path, n: int) -> dict[str, int]:
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     return dict(counts)
-
-
-def rss_mb() -> float:
-    """The current resident set (not the peak), from /proc; 0 where there is none."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 async def stored(db: Database) -> tuple[int, int, int, dict[str, int]]:

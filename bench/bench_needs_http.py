@@ -51,7 +51,7 @@ import httpx
 from nats.js.errors import NotFoundError
 from stdnum.cn import ric
 
-from bench.common import OUTPUT_DIR, ROOT, BenchContext, Figure, console, env_int
+from bench.common import OUTPUT_DIR, ROOT, BenchContext, Figure, console, env_int, proc_status_kb
 from libs.common.auth import Role, mint_token
 from libs.common.events import EventBus
 from libs.common.natsserver import free_port
@@ -145,14 +145,7 @@ class Server:
 
     def peak_rss_mb(self) -> float:
         """The server process's peak resident set size so far (0.0 once it has exited)."""
-        try:
-            status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        except OSError:
-            return 0.0
-        for line in status.splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
+        return proc_status_kb("VmHWM", self.proc.pid) / 1024
 
     async def stop(self, grace: float = 15.0) -> None:
         """SIGTERM the process group, SIGKILL it after `grace` s."""

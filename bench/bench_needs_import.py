@@ -32,7 +32,7 @@ import openpyxl
 from sqlalchemy import func, select
 from stdnum.cn import ric
 
-from bench.common import BenchContext, Figure, console, env_int
+from bench.common import BenchContext, Figure, console, env_int, rss_mb
 from libs.common.auth import Principal, Role
 from libs.common.service import ServiceRuntime
 from services.needs.app import MIGRATIONS
@@ -118,17 +118,6 @@ def write_xlsx(path: Path, n: int) -> Path:
 
 
 # --------------------------------------------------------------------------- measuring
-
-
-def rss_mb() -> float:
-    """The current resident set (not the peak), from /proc; 0 where there is none."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 async def stored_count(runtime: ServiceRuntime) -> int:

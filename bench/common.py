@@ -102,6 +102,23 @@ def peak_rss_mb() -> float:
     return peak / 1024 if sys.platform != "darwin" else peak / (1024 * 1024)
 
 
+def proc_status_kb(field: str, pid: int | str = "self") -> int:
+    """A memory field of /proc/<pid>/status (VmRSS, VmHWM, …) in KiB; 0 where there is none
+    (the process has exited, or no /proc)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def rss_mb() -> float:
+    """The current resident set of this process (not the peak), in MB; 0 where unknown."""
+    return proc_status_kb("VmRSS") / 1024
+
+
 def process_cpu_seconds() -> float:
     """User + system CPU time of this process, all threads (aiosqlite runs in one)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
