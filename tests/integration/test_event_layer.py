@@ -306,3 +306,100 @@ async def test_running_consumer_applies_every_event_once_and_stops_cleanly(
         assert (await settled_consumer(kit)).num_ack_pending == 0
     finally:
         await kit.close()
+
+
+# --------------------------------------------------------------------------- failed publishes
+
+
+async def outbox_row(kit: Kit, event_id: str) -> Any:
+    from sqlalchemy import select
+
+    from tests.support.eventkit import tables
+
+    t = tables.outbox
+    async with kit.db.session() as s:
+        return (
+            await s.execute(
+                select(t.c.published_at, t.c.attempts, t.c.last_error).where(
+                    t.c.event_id == event_id
+                )
+            )
+        ).one()
+
+
+async def test_relay_keeps_a_row_no_stream_captures_and_publishes_the_others(kit: Kit) -> None:
+    from libs.common.events import new_event
+
+    before = await kit.write_event(1)
+    orphan = new_event(service="ghost", entity="thing", verb="happened", data={"value": 2})
+    async with kit.uow() as uow:
+        uow.emit(orphan)
+        await uow.commit()
+    after = await kit.write_event(3)
+    assert await kit.relay.publish_pending() == 2
+    assert await kit.stream_count() == 2
+    row = await outbox_row(kit, orphan.id)
+    assert row.published_at is None
+    assert row.attempts == 1
+    assert "no responders" in row.last_error
+    for event in (before, after):
+        assert (await outbox_row(kit, event.id)).published_at is not None
+    # Retried on every pass, counted each time, never marked published.
+    await kit.relay.publish_pending()
+    assert (await outbox_row(kit, orphan.id)).attempts == 2
+    assert await kit.pending() == 1
+
+
+async def test_relay_records_the_streams_refusal_and_goes_on(kit: Kit) -> None:
+    from nats.js.api import StreamConfig
+
+    # A stream that refuses messages over 300 bytes: the big event's ack carries an error.
+    info = await kit.bus.js.stream_info("NEEDS")
+    config: StreamConfig = info.config
+    config.max_msg_size = 300
+    await kit.bus.js.update_stream(config)
+    small = await kit.write_event(1)
+    big = await kit.write_event(2, padding="x" * 1000)
+    assert await kit.relay.publish_pending() == 1
+    row = await outbox_row(kit, big.id)
+    assert row.published_at is None and row.attempts == 1
+    assert "maximum" in row.last_error.lower(), row.last_error
+    assert (await outbox_row(kit, small.id)).published_at is not None
+    assert await kit.stream_count() == 1
+
+
+async def test_relay_counts_unacknowledged_publishes_as_failed_and_sends_them_once(
+    kit: Kit,
+) -> None:
+    from libs.common.events import OutboxRelay
+    from tests.support.eventkit import tables
+
+    events = [await kit.write_event(i) for i in range(5)]
+    # No acknowledgement can arrive within a microsecond: all five count as failed, though
+    # the stream stores them. The next pass sends them again and JetStream drops the copies.
+    hasty = OutboxRelay(db=kit.db, tables=tables, bus=kit.bus, publish_timeout=1e-6)
+    assert await hasty.publish_pending() == 0
+    assert await kit.pending() == 5
+    assert "no acknowledgement" in (await outbox_row(kit, events[0].id)).last_error
+    assert await kit.relay.publish_pending() == 5
+    assert await kit.pending() == 0
+    assert await kit.stream_count() == 5
+    assert kit.bus.publisher.in_flight == 0  # the hasty batch was forgotten, late acks too
+
+
+async def test_publisher_reports_each_refusal_by_index(kit: Kit) -> None:
+    batch = await kit.bus.publisher.publish(
+        [
+            ("sa.needs.need.opened", b"{}", {"Nats-Msg-Id": "p-1"}),
+            ("sa.nowhere.at.all", b"{}", None),
+            ("sa.needs.need.opened", b"{}", {"Nats-Msg-Id": "p-1"}),  # a duplicate is stored
+            ("sa.needs.need.opened", b"{}", {"Nats-Msg-Id": "p-2"}),
+        ]
+    )
+    errors = await batch.wait(5.0)
+    assert list(errors) == [1]
+    assert "no responders" in errors[1]
+    assert await kit.stream_count() == 2
+    empty = await kit.bus.publisher.publish([])
+    assert await empty.wait(0.01) == {}
+    assert kit.bus.publisher.in_flight == 0

@@ -21,6 +21,8 @@ from nats.js.api import (
 )
 from nats.js.errors import BadRequestError, NotFoundError
 
+from libs.common.events.publish import JetStreamPublisher
+
 log = logging.getLogger(__name__)
 
 # One stream per producing service (DESIGN.md §3), plus dead letters.
@@ -93,12 +95,20 @@ class EventBus:
         self.duplicate_window_seconds = duplicate_window_seconds
         self.nc: NATS | None = None
         self._js: JetStreamContext | None = None
+        self._publisher: JetStreamPublisher | None = None
 
     @property
     def js(self) -> JetStreamContext:
         if self._js is None:
             raise RuntimeError("EventBus is not connected")
         return self._js
+
+    @property
+    def publisher(self) -> JetStreamPublisher:
+        """Pipelined publishing with per-batch acknowledgements (the outbox relay's path)."""
+        if self._publisher is None:
+            raise RuntimeError("EventBus is not connected")
+        return self._publisher
 
     @property
     def connected(self) -> bool:
@@ -115,6 +125,7 @@ class EventBus:
             reconnect_time_wait=1,
         )
         self._js = self.nc.jetstream(publish_async_max_pending=4000)
+        self._publisher = JetStreamPublisher(self.nc)
 
     async def close(self) -> None:
         if self.nc is not None and not self.nc.is_closed:
@@ -127,6 +138,7 @@ class EventBus:
             await self.nc.close()
         self.nc = None
         self._js = None
+        self._publisher = None
 
     async def ensure_streams(self, specs: Sequence[StreamSpec] | None = None) -> None:
         """Create or update the platform's streams (idempotent, safe from many replicas)."""

@@ -38,6 +38,7 @@ from libs.common import faults
 from libs.common.db import Database
 from libs.common.events.bus import EventBus
 from libs.common.events.envelope import Event, encode_json
+from libs.common.events.publish import PublishBatch
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,14 @@ PIPELINE_BATCHES = 8
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for a log.
 _SeqType = BigInteger().with_variant(Integer(), "sqlite")
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """One batch of outbox rows on its way: their sequences, in publishing order."""
+
+    seqs: list[int]
+    batch: PublishBatch
 
 
 @dataclass(frozen=True)
@@ -231,7 +240,7 @@ class OutboxRelay:
         order by the versions and times events carry, never by arrival alone."""
         t = self.tables.outbox
         total = 0
-        in_flight: list[tuple[int, asyncio.Future[Any]]] | None = None
+        in_flight: _Sent | None = None
         after: int | None = None
         for _ in range(PIPELINE_BATCHES):
             page = query if after is None else query.where(t.c.seq > after)
@@ -248,7 +257,7 @@ class OutboxRelay:
             total += await self._settle(in_flight)
         return total
 
-    async def _settle(self, sent: list[tuple[int, asyncio.Future[Any]]]) -> int:
+    async def _settle(self, sent: _Sent) -> int:
         done, failed = await self._acked(sent)
         faults.hit("relay.after_publish")
         async with self.db.write_session() as session:
@@ -269,34 +278,31 @@ class OutboxRelay:
                 .values(attempts=t.c.attempts + 1, last_error=error[:2000])
             )
 
-    async def _send(self, rows: Sequence[Any]) -> list[tuple[int, asyncio.Future[Any]]]:
-        """Publish every row, pipelined; the acknowledgements' futures by row sequence."""
-        js = self.bus.js
-        futures: list[tuple[int, asyncio.Future[Any]]] = []
+    async def _send(self, rows: Sequence[Any]) -> _Sent:
+        """Publish every row, pipelined; the rows' sequences and their acknowledgements."""
+        messages = []
         for row in rows:
             headers: dict[str, str] = json.loads(row.headers)
             headers = self._with_producer_span(row.nats_subject, row.event_id, headers)
-            fut = await js.publish_async(row.nats_subject, row.body, headers=headers)
-            futures.append((row.seq, fut))
-        return futures
+            messages.append((row.nats_subject, row.body, headers))
+        batch = await self.bus.publisher.publish(messages)
+        return _Sent([row.seq for row in rows], batch)
 
-    async def _acked(
-        self, futures: list[tuple[int, asyncio.Future[Any]]]
-    ) -> tuple[list[int], dict[int, str]]:
-        """Wait for the acknowledgements: the sequences stored, and those that failed."""
-        done: list[int] = []
-        failed: dict[int, str] = {}
-        results = await asyncio.wait_for(
-            asyncio.gather(*(f for _, f in futures), return_exceptions=True),
-            timeout=self.publish_timeout,
-        )
-        for (seq, _), result in zip(futures, results, strict=True):
-            if isinstance(result, BaseException):
-                failed[seq] = repr(result)
-            else:
-                done.append(seq)  # a PubAck, duplicate or not: the stream holds it
-        if failed:
-            log.warning("outbox relay: %d of %d publishes failed", len(failed), len(futures))
+    async def _acked(self, sent: _Sent) -> tuple[list[int], dict[int, str]]:
+        """Wait for the acknowledgements: the sequences stored, and those that failed (a
+        refusal, or no acknowledgement within `publish_timeout`)."""
+        errors = await sent.batch.wait(self.publish_timeout)
+        if errors:
+            done = [seq for i, seq in enumerate(sent.seqs) if i not in errors]
+            failed = {sent.seqs[i]: error for i, error in errors.items()}
+            log.warning(
+                "outbox relay: %d of %d publishes failed, first: %s",
+                len(failed),
+                len(sent.seqs),
+                next(iter(failed.values())),
+            )
+        else:
+            done, failed = list(sent.seqs), {}  # stored, duplicate or not
         self.published_total += len(done)
         return done, failed
 
