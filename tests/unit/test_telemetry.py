@@ -92,6 +92,10 @@ def make_app() -> FastAPI:
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    @app.get("/broken")
+    async def broken() -> dict[str, str]:
+        raise RuntimeError("the handler failed")
+
     return app
 
 
@@ -117,6 +121,62 @@ async def test_request_produces_server_span_of_the_service(
     trace_id = format(server.context.trace_id, "032x")
     span_id = format(server.context.span_id, "016x")
     assert response.json()["trace"]["traceparent"].split("-")[1:3] == [trace_id, span_id]
+
+
+async def test_server_span_describes_the_request_and_joins_the_callers_trace(
+    make_telemetry: MakeTelemetry, exporter: InMemorySpanExporter
+) -> None:
+    app = make_app()
+    instrument_app(app, make_telemetry("needs"))
+    caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get(
+            "/needs/n-2", headers={"traceparent": caller, "user-agent": "probe/1"}
+        )
+    assert response.status_code == 200
+    server = only(finished(exporter), kind=SpanKind.SERVER)
+    assert format(server.context.trace_id, "032x") == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert server.parent is not None and format(server.parent.span_id, "016x") == (
+        "00f067aa0ba902b7"
+    )
+    assert_attributes(
+        server,
+        {
+            "http.request.method": "GET",
+            "http.route": "/needs/{need_id}",
+            "url.path": "/needs/n-2",
+            "http.response.status_code": 200,
+            "user_agent.original": "probe/1",
+        },
+    )
+    assert server.status.status_code == StatusCode.UNSET
+
+
+async def test_server_span_records_a_failing_handler(
+    make_telemetry: MakeTelemetry, exporter: InMemorySpanExporter
+) -> None:
+    app = make_app()
+    instrument_app(app, make_telemetry("needs"))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        assert (await client.get("/broken")).status_code == 500
+    server = only(finished(exporter), kind=SpanKind.SERVER)
+    assert server.name == "GET /broken"
+    assert server.status.status_code == StatusCode.ERROR
+    assert_attributes(server, {"http.response.status_code": 500, "error.type": "RuntimeError"})
+    assert [e.name for e in server.events] == ["exception"]
+
+
+async def test_unsampled_requests_still_propagate_trace_context() -> None:
+    telemetry = setup_telemetry("needs")  # exporter "none": nothing records
+    app = make_app()
+    instrument_app(app, telemetry)
+    response = await get(app, "/needs/n-3")
+    # A non-recording span is current, so what the use case stores still names a trace.
+    flags = int(response.json()["trace"]["traceparent"].rsplit("-", 1)[1], 16)
+    assert flags & 0x01 == 0  # valid, not sampled
+    telemetry.shutdown()
 
 
 async def test_health_is_not_traced(

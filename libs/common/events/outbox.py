@@ -309,7 +309,8 @@ class OutboxRelay:
     def _with_producer_span(
         self, subject: str, event_id: str, headers: dict[str, str]
     ) -> dict[str, str]:
-        if self.telemetry is None:
+        if self.telemetry is None or not self.telemetry.records:
+            # Nobody records spans: the stored traceparent (the request's) travels as is.
             return headers
         from libs.common.telemetry import producer_span
 
