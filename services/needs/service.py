@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
@@ -375,6 +376,47 @@ async def access_log(
         )
 
 
+def need_values(
+    *,
+    recipient_ref: str,
+    region_code: str,
+    categories: Sequence[str],
+    item: NeedItem,
+    actor: Principal,
+    assessment_id: str | None = None,
+    field_path: str = "body.service_code",
+) -> dict[str, Any]:
+    """The columns of a new need item, checked against the recipient's province pack."""
+    pack = pack_for_region(region_code)
+    errors = [
+        FieldError(field_path, e.reason) for e in rules.service_errors(pack, item.service_code)
+    ]
+    if errors:
+        raise InvalidInput(
+            detail="The service cannot be opened as a need; see `errors`.", errors=errors
+        )
+    now = datetime.now(UTC)
+    return {
+        "id": str(uuid.uuid4()),
+        "recipient_ref": recipient_ref,
+        "region_code": region_code,
+        "service_code": item.service_code,
+        "urgency": item.urgency,
+        "categories": list(categories),
+        "quantity": item.quantity,
+        "unit": item.unit,
+        "period_months": item.period_months,
+        "assessment_id": assessment_id,
+        "status_reason": None,
+        "status": "open",
+        "matched_organisation_id": None,
+        "match_id": None,
+        "created_by": actor.subject,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 def new_need(
     *,
     recipient_ref: str,
@@ -386,31 +428,45 @@ def new_need(
     field_path: str = "body.service_code",
 ) -> Need:
     """A need item checked against the recipient's province pack (not yet stored)."""
-    pack = pack_for_region(region_code)
-    errors = [
-        FieldError(field_path, e.reason) for e in rules.service_errors(pack, item.service_code)
-    ]
-    if errors:
-        raise InvalidInput(
-            detail="The service cannot be opened as a need; see `errors`.", errors=errors
-        )
-    now = datetime.now(UTC)
     return Need(
-        id=str(uuid.uuid4()),
-        recipient_ref=recipient_ref,
-        region_code=region_code,
-        service_code=item.service_code,
-        urgency=item.urgency,
-        categories=list(categories),
-        quantity=item.quantity,
-        unit=item.unit,
-        period_months=item.period_months,
-        assessment_id=assessment_id,
-        status="open",
-        created_by=actor.subject,
-        created_at=now,
-        updated_at=now,
+        **need_values(
+            recipient_ref=recipient_ref,
+            region_code=region_code,
+            categories=categories,
+            item=item,
+            actor=actor,
+            assessment_id=assessment_id,
+            field_path=field_path,
+        )
     )
+
+
+@dataclass(slots=True)
+class OpenedNeed:
+    """A need item inserted in bulk by `open_needs`: its columns, without an ORM object.
+
+    Building a mapped `Need` costs about 32 µs (SQLModel and SQLAlchemy instrumentation),
+    as much as the rest of inserting it; this costs 0.4 µs. Fields are `Need`'s columns
+    (a unit test keeps them equal).
+    """
+
+    id: str
+    recipient_ref: str
+    region_code: str
+    service_code: str
+    urgency: int
+    categories: list[str]
+    quantity: int | None
+    unit: str | None
+    period_months: int | None
+    assessment_id: str | None
+    status_reason: str | None
+    status: str
+    matched_organisation_id: str | None
+    match_id: str | None
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
 
 
 def add_need(
@@ -445,7 +501,9 @@ class NeedRequest:
     actor: Principal
 
 
-async def open_needs(uow: UnitOfWork, requests: Sequence[NeedRequest]) -> list[Need | Exception]:
+async def open_needs(
+    uow: UnitOfWork, requests: Sequence[NeedRequest]
+) -> list[OpenedNeed | Exception]:
     """Open the need items of concurrent requests together (a group-commit batch operation).
 
     One query reads every recipient named (only the columns a need copies: never the sealed
@@ -460,15 +518,15 @@ async def open_needs(uow: UnitOfWork, requests: Sequence[NeedRequest]) -> list[N
         )
     )
     found = {ref: (region, categories) for ref, region, categories in rows}
-    results: list[Need | Exception] = []
-    opened: list[Need] = []
+    results: list[OpenedNeed | Exception] = []
+    opened: list[dict[str, Any]] = []
     for request in requests:
         recipient = found.get(request.data.recipient_ref)
         if recipient is None or not request.actor.covers(recipient[0]):
             results.append(invalid("body.recipient_ref", "no such recipient in your region"))
             continue
         try:
-            need = new_need(
+            values = need_values(
                 recipient_ref=request.data.recipient_ref,
                 region_code=recipient[0],
                 categories=recipient[1],
@@ -478,18 +536,13 @@ async def open_needs(uow: UnitOfWork, requests: Sequence[NeedRequest]) -> list[N
         except InvalidInput as exc:
             results.append(exc)
             continue
-        opened.append(need)
+        need = OpenedNeed(**values)
+        opened.append(values)
         results.append(need)
+        uow.emit(events.need_opened(need))
     if opened:
-        await uow.session.execute(
-            insert(Need), [need.model_dump(include=_NEED_COLUMNS) for need in opened]
-        )
-        for need in opened:
-            uow.emit(events.need_opened(need))
+        await uow.session.execute(insert(Need), opened)
     return results
-
-
-_NEED_COLUMNS: set[str] = set(Need.__table__.columns.keys())  # type: ignore[attr-defined]
 
 
 def cancel(uow: UnitOfWork, need: Need, reason: str) -> None:
