@@ -541,7 +541,8 @@ async def open_needs(
         results.append(need)
         uow.emit(events.need_opened(need))
     if opened:
-        await uow.session.execute(insert(Need), opened)
+        # The table, not the mapped class: ORM bulk-insert bookkeeping has nothing to do here.
+        await uow.session.execute(insert(Need.__table__), opened)  # type: ignore[attr-defined]
     return results
 
 
