@@ -403,3 +403,55 @@ async def test_publisher_reports_each_refusal_by_index(kit: Kit) -> None:
     empty = await kit.bus.publisher.publish([])
     assert await empty.wait(0.01) == {}
     assert kit.bus.publisher.in_flight == 0
+
+
+@pytest.mark.parametrize("wire", [True, False])
+async def test_publisher_refuses_a_bad_message_alone_and_stores_the_rest(
+    kit: Kit, wire: bool
+) -> None:
+    from libs.common.events.publish import JetStreamPublisher
+
+    assert kit.bus.nc is not None
+    publisher = JetStreamPublisher(kit.bus.nc, wire=wire)
+    assert (publisher._wire is not None) is wire
+    too_big = b"x" * (kit.bus.nc.max_payload + 1)
+    batch = await publisher.publish(
+        [
+            ("sa.needs.need.opened", b'{"n": 0}', {"Nats-Msg-Id": f"{wire}-0"}),
+            ("sa.needs.need.opened", too_big, {"Nats-Msg-Id": f"{wire}-1"}),
+            ("sa.needs.need.opened", b'{"n": 2}', {"bad key": "v", "Nats-Msg-Id": f"{wire}-2"}),
+            ("sa.needs.need opened", b'{"n": 3}', {"Nats-Msg-Id": f"{wire}-3"}),
+            ("sa.needs.need.opened", b'{"n": 4}', {"Nats-Msg-Id": f"{wire}-4", "x": "a\r\nb"}),
+        ]
+    )
+    errors = await batch.wait(5.0)
+    assert sorted(errors) == [1, 2, 3]
+    assert "MaxPayload" in errors[1] and "BadHeader" in errors[2] and "BadSubject" in errors[3]
+    stored = [await kit.bus.js.get_msg("NEEDS", seq) for seq in (1, 2)]
+    assert [m.data for m in stored] == [b'{"n": 0}', b'{"n": 4}']
+    assert stored[1].headers is not None and stored[1].headers["x"] == "a  b"
+
+
+async def test_wire_frames_store_what_nats_py_publish_stores(kit: Kit) -> None:
+    """The private-API path and nc.publish() give the stream the same message."""
+    from libs.common.events import new_event
+    from libs.common.events.publish import JetStreamPublisher
+
+    assert kit.bus.nc is not None
+    event = new_event(service="needs", entity="need", verb="opened", data={"v": "é"})
+    stored = []
+    for wire in (True, False):
+        headers = {**event.headers(), "Nats-Msg-Id": f"{event.id}-{wire}"}
+        publisher = JetStreamPublisher(kit.bus.nc, wire=wire)
+        batch = await publisher.publish([(event.nats_subject, event.body(), headers)])
+        assert await batch.wait(5.0) == {}
+        info = await kit.bus.js.stream_info("NEEDS")
+        stored.append(await kit.bus.js.get_msg("NEEDS", info.state.last_seq))
+    wire_msg, plain_msg = stored
+    assert wire_msg.subject == plain_msg.subject == event.nats_subject
+    assert wire_msg.data == plain_msg.data == event.body()
+    assert wire_msg.headers is not None and plain_msg.headers is not None
+    assert {k: v for k, v in wire_msg.headers.items() if k != "Nats-Msg-Id"} == {
+        k: v for k, v in plain_msg.headers.items() if k != "Nats-Msg-Id"
+    }
+    assert Event.from_nats(wire_msg.headers, wire_msg.data or b"").data == {"v": "é"}
