@@ -23,9 +23,9 @@ Frames are written straight to the connection's outgoing buffer (`_WireWriter`):
 expression, 7.4 of its 9 µs per message with our eight CloudEvents headers, and wakes its
 flusher once per message. Our headers come from `Event.headers()`, so keys are checked once
 per distinct key and values only for line breaks; the flusher is woken once per batch. This
-uses three private members of nats-py (pinned in requirements.lock); when they are missing,
-`nc.publish()` is used instead, and a test publishes through both and compares what the
-stream stored.
+uses private members of nats-py (`_WireWriter.REQUIRED`; the version is pinned in
+requirements.lock); when one is missing, `nc.publish()` is used instead, and a test
+publishes through both and compares what the stream stored.
 """
 
 from __future__ import annotations
@@ -130,7 +130,15 @@ _MESSAGE_ERRORS = (
 class _WireWriter:
     """HPUB frames appended to nats-py's outgoing buffer, the flusher woken once per batch."""
 
-    REQUIRED = ("_send_command", "_flush_pending", "_flush_queue", "_max_payload", "stats")
+    REQUIRED = (
+        "_send_command",
+        "_flush_pending",
+        "_flush_queue",
+        "_max_payload",
+        "_max_pending_size",
+        "_pending_data_size",
+        "stats",
+    )
 
     def __init__(self, nc: NATS) -> None:
         self._nc: Any = nc
