@@ -20,6 +20,7 @@ SPECVERSION = "1.0"
 CONTENT_TYPE = "application/json"
 MSG_ID_HEADER = "Nats-Msg-Id"
 TRACE_HEADERS = ("traceparent", "tracestate")
+_REQUIRED_HEADERS = ("ce-id", "ce-source", "ce-type", "ce-specversion")
 
 # sa.<service>.<entity>.<verb>.v<N>
 _TYPE_RE = re.compile(r"^sa\.[a-z_]+\.[a-z_]+\.[a-z_]+\.v[1-9][0-9]*$")
@@ -105,8 +106,13 @@ class Event:
     @classmethod
     def from_nats(cls, headers: Mapping[str, str] | None, body: bytes) -> Event:
         """Parse a received message; raises InvalidEnvelope if it is not one of ours."""
-        h = {k.lower(): v for k, v in (headers or {}).items()}
-        missing = [k for k in ("ce-id", "ce-source", "ce-type", "ce-specversion") if not h.get(k)]
+        h = headers or {}
+        # Our producers write lower-case names; any other casing (nats.go canonicalises to
+        # "Ce-Id", "Traceparent") is folded. The fast path saves a copy per message; a
+        # producer that writes `ce-*` in lower case is taken to write `traceparent` so too.
+        if not all(k in h for k in _REQUIRED_HEADERS):
+            h = {k.lower(): v for k, v in h.items()}
+        missing = [k for k in _REQUIRED_HEADERS if not h.get(k)]
         if missing:
             raise InvalidEnvelope(f"missing CloudEvents headers: {', '.join(missing)}")
         if h["ce-specversion"] != SPECVERSION:
