@@ -225,6 +225,9 @@ def test_demo_command_rejects_malformed_urls(tmp_path: Path) -> None:
 def occupied_4250() -> Iterator[None]:
     """Port 4250 held by a listener (ours, or whatever already holds it)."""
     sock = socket.socket()
+    # Without it the bind fails on a port merely in TIME_WAIT (an earlier test's stack ran
+    # there), the fixture would hold nothing, and `port_is_free` rightly says "free".
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((stack.HOST, stack.DEFAULT_NATS_PORT))
         sock.listen()
