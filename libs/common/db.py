@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import MetaData, Table, event, text
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -133,3 +133,115 @@ def _configure_sqlite(engine: AsyncEngine, *, synchronous: str) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN")
+
+
+_PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+
+
+class DriverInsert:
+    """A multi-row INSERT sent straight through the database driver (hot paths only).
+
+    SQLAlchemy's executemany runs its per-row bookkeeping for every row: for the inbox
+    claim (INSERT … ON CONFLICT DO NOTHING RETURNING, 256 rows a batch) that cost 12 µs of
+    CPU per row on SQLite, where the database itself needs 5.4 µs. Here the statement is
+    rendered once per dialect and row count (the dialect's quoting and placeholders), and
+    each column's own bind processor still converts its values, so what is stored is what
+    SQLAlchemy would have stored; a value repeated from the previous row (a batch's shared
+    timestamp) is converted once. Rows are sent in statements of at most `MAX_PARAMS`
+    parameters (under SQLite's historical limit of 999).
+    """
+
+    MAX_PARAMS = 900
+
+    def __init__(
+        self,
+        table: Table,
+        columns: Sequence[str],
+        *,
+        do_nothing_on_conflict: Sequence[str] = (),
+        returning: str | None = None,
+    ) -> None:
+        self.table = table
+        self.columns = list(columns)
+        self.conflict = list(do_nothing_on_conflict)
+        self.returning = returning
+        self.rows_per_statement = max(1, self.MAX_PARAMS // len(self.columns))
+        self._sql: dict[tuple[str, int], str] = {}
+        self._processors: dict[str, list[Any]] = {}
+
+    def sql(self, dialect: Dialect, rows: int) -> str:
+        key = (dialect.name, rows)
+        cached = self._sql.get(key)
+        if cached is not None:
+            return cached
+        quote = dialect.identifier_preparer.quote
+        width = len(self.columns)
+        if dialect.paramstyle == "numeric_dollar":
+            values = ", ".join(
+                "(" + ", ".join(f"${r * width + c + 1}" for c in range(width)) + ")"
+                for r in range(rows)
+            )
+        elif dialect.paramstyle in _PLACEHOLDERS:
+            one = "(" + ", ".join([_PLACEHOLDERS[dialect.paramstyle]] * width) + ")"
+            values = ", ".join([one] * rows)
+        else:  # pragma: no cover - every driver we ship is one of the above
+            raise NotImplementedError(f"paramstyle {dialect.paramstyle!r}")
+        sql = (
+            f"INSERT INTO {dialect.identifier_preparer.format_table(self.table)} "
+            f"({', '.join(quote(c) for c in self.columns)}) VALUES {values}"
+        )
+        if self.conflict:
+            sql += f" ON CONFLICT ({', '.join(quote(c) for c in self.conflict)}) DO NOTHING"
+        if self.returning is not None:
+            sql += f" RETURNING {quote(self.returning)}"
+        self._sql[key] = sql
+        return sql
+
+    def _converters(self, dialect: Dialect) -> list[Any]:
+        found = self._processors.get(dialect.name)
+        if found is None:
+            found = [
+                self.table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+                for name in self.columns
+            ]
+            self._processors[dialect.name] = found
+        return found
+
+    def _convert(self, dialect: Dialect, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        """The rows' values, flat, each through its column's bind processor."""
+        converters = self._converters(dialect)
+        if not any(converters):
+            return [value for row in rows for value in row]
+        flat: list[Any] = []
+        last_in: list[Any] = [object()] * len(converters)
+        last_out: list[Any] = [None] * len(converters)
+        for row in rows:
+            for i, value in enumerate(row):
+                convert = converters[i]
+                if convert is None or value is None:
+                    flat.append(value)
+                elif value is last_in[i]:
+                    flat.append(last_out[i])
+                else:
+                    last_in[i], last_out[i] = value, convert(value)
+                    flat.append(last_out[i])
+        return flat
+
+    async def execute(self, session: AsyncSession, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        """Insert `rows` (tuples in `columns` order) in the session's transaction; the
+        `returning` column of each row inserted (all of them without a conflict clause)."""
+        if not rows:
+            return []
+        connection = await session.connection()
+        dialect = connection.dialect
+        width = len(self.columns)
+        flat = self._convert(dialect, rows)
+        returned: list[Any] = []
+        step = self.rows_per_statement
+        for start in range(0, len(rows), step):
+            count = min(step, len(rows) - start)
+            params = tuple(flat[start * width : (start + count) * width])
+            result = await connection.exec_driver_sql(self.sql(dialect, count), params)
+            if self.returning is not None:
+                returned.extend(row[0] for row in result)
+        return returned

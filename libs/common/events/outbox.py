@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common import faults
-from libs.common.db import Database
+from libs.common.db import Database, DriverInsert
 from libs.common.events.bus import EventBus
 from libs.common.events.envelope import Event, encode_json
 from libs.common.events.publish import PublishBatch
@@ -48,6 +48,32 @@ PIPELINE_BATCHES = 8
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for a log.
 _SeqType = BigInteger().with_variant(Integer(), "sqlite")
+
+
+# One statement builder per table object (a service's tables are defined once).
+_OUTBOX_INSERTS: dict[int, DriverInsert] = {}
+_INBOX_CLAIMS: dict[int, DriverInsert] = {}
+
+
+def _outbox_insert(outbox: Table) -> DriverInsert:
+    found = _OUTBOX_INSERTS.get(id(outbox))
+    if found is None or found.table is not outbox:
+        found = DriverInsert(outbox, ["event_id", "nats_subject", "headers", "body", "created_at"])
+        _OUTBOX_INSERTS[id(outbox)] = found
+    return found
+
+
+def _inbox_claim(inbox: Table) -> DriverInsert:
+    found = _INBOX_CLAIMS.get(id(inbox))
+    if found is None or found.table is not inbox:
+        found = DriverInsert(
+            inbox,
+            ["consumer", "event_id", "handled_at"],
+            do_nothing_on_conflict=["consumer", "event_id"],
+            returning="event_id",
+        )
+        _INBOX_CLAIMS[id(inbox)] = found
+    return found
 
 
 @dataclass(frozen=True)
@@ -101,16 +127,10 @@ class EventTables:
         if not events:
             return
         now = datetime.now(UTC)
-        await session.execute(
-            self.outbox.insert(),
+        await _outbox_insert(self.outbox).execute(
+            session,
             [
-                {
-                    "event_id": e.id,
-                    "nats_subject": e.nats_subject,
-                    "headers": encode_json(e.headers()).decode(),
-                    "body": e.body(),
-                    "created_at": now,
-                }
+                (e.id, e.nats_subject, encode_json(e.headers()).decode(), e.body(), now)
                 for e in events
             ],
         )
@@ -125,24 +145,11 @@ class EventTables:
         """
         if not event_ids:
             return set()
-        dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-        insert_fn: Any
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as insert_fn
-        else:
-            from sqlalchemy.dialects.sqlite import insert as insert_fn
         now = datetime.now(UTC)
-        # executemany of one cached statement: a multi-VALUES insert would be compiled
-        # anew for every batch size.
-        stmt = (
-            insert_fn(self.inbox)
-            .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
-            .returning(self.inbox.c.event_id)
+        new = await _inbox_claim(self.inbox).execute(
+            session, [(consumer, event_id, now) for event_id in event_ids]
         )
-        result = await session.execute(
-            stmt, [{"consumer": consumer, "event_id": i, "handled_at": now} for i in event_ids]
-        )
-        return {row[0] for row in result}
+        return set(new)
 
     async def pending_count(self, session: AsyncSession) -> int:
         from sqlalchemy import func
