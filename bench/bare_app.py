@@ -1,6 +1,7 @@
 """Reference servers for the HTTP benchmarks, each run as its own process.
 
     python -m bench.bare_app PORT          # FastAPI, one `GET /ping`, uvicorn (uvloop + httptools)
+    python -m bench.bare_app PORT --plain  # the same app on asyncio + h11 (uvicorn, pure Python)
     python -m bench.bare_app PORT --raw    # a trivial HTTP/1.1 server on uvloop (no framework)
 
 The FastAPI app is the baseline `POST /needs` is compared with: the same server stack as a
@@ -34,16 +35,18 @@ async def ping() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def serve_fastapi(port: int) -> None:
-    """The bare app under uvicorn, configured as `libs.common.service.serve` runs services."""
+def serve_fastapi(port: int, *, plain: bool = False) -> None:
+    """The bare app under uvicorn, configured as `libs.common.service.serve` runs services;
+    with `plain`, on asyncio + h11 instead (the stack of PITFALLS.md's "about 3,000 req/s",
+    the figure issue 4's target was written against; services never run on it)."""
     import uvicorn
 
     uvicorn.run(
         app,
         host=HOST,
         port=port,
-        loop="uvloop",
-        http="httptools",
+        loop="asyncio" if plain else "uvloop",
+        http="h11" if plain else "httptools",
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=5,
@@ -93,12 +96,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.bare_app", description=__doc__)
     parser.add_argument("port", type=int)
     parser.add_argument("--raw", action="store_true", help="the trivial server, no framework")
+    parser.add_argument("--plain", action="store_true", help="FastAPI on asyncio + h11")
     args = parser.parse_args(argv)
     if args.raw:
         with contextlib.suppress(KeyboardInterrupt):
             uvloop.run(_serve_raw(args.port))
     else:
-        serve_fastapi(args.port)
+        serve_fastapi(args.port, plain=args.plain)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ generator in yet another process (on 2 cores: server on one, generator on the ot
 
 1. the generator's own ceiling, against a trivial HTTP server (`bench.bare_app --raw`);
 2. the baseline: a bare FastAPI app with one `GET /ping` under uvicorn (uvloop + httptools,
-   one worker, `python -m bench.bare_app`), at CONNECTIONS connections;
+   one worker, `python -m bench.bare_app`), at CONNECTIONS connections; then, for reference
+   only, the same app on uvicorn's pure-Python stack (asyncio + h11), where PITFALLS.md's
+   "about 3,000 req/s" (the figure the issue's target was written against) comes from;
 3. per database backend (SQLite always, PostgreSQL when DATABASE_URL is set), the needs
    service as `sa run` starts it (`python -m services.needs`, env from
    `libs.common.stack.service_env`) on a fresh database and the bench's private
@@ -290,14 +292,15 @@ async def generator_ceiling(ctx: BenchContext, settings: Settings) -> Figure:
     return fig
 
 
-async def bare_get(ctx: BenchContext, settings: Settings) -> Figure:
-    """The baseline: FastAPI `GET /ping` under uvicorn, as a service is served."""
+async def bare_get(ctx: BenchContext, settings: Settings, *, plain: bool = False) -> Figure:
+    """The baseline: FastAPI `GET /ping` under uvicorn, as a service is served; with
+    `plain`, on asyncio + h11 (for reference only: the target is against the served stack)."""
     port = free_port(HOST)
     server = Server.start(
         "bare FastAPI",
-        ["-m", "bench.bare_app", str(port)],
+        ["-m", "bench.bare_app", str(port), *(["--plain"] if plain else [])],
         port=port,
-        log_path=ctx.tmp / "bare.log",
+        log_path=ctx.tmp / ("bare-plain.log" if plain else "bare.log"),
         env=dict(os.environ),
     )
     try:
@@ -305,7 +308,8 @@ async def bare_get(ctx: BenchContext, settings: Settings) -> Figure:
         result = await loadgen(server.url + "/ping", settings=settings, pids=[server.proc.pid])
     finally:
         await server.stop()
-    fig = http_figure(result, name="bare FastAPI GET /ping", backend="http", server=server)
+    name = "bare FastAPI GET /ping" + (", asyncio + h11 (reference)" if plain else "")
+    fig = http_figure(result, name=name, backend="http", server=server)
     if result["errors"]:
         fig.ok = False
         ctx.fail(f"bare GET: {result['errors']} errors ({result['status']})")
@@ -370,7 +374,12 @@ def needs_argv(profile_path: Path | None) -> list[str]:
 
 
 async def post_needs(
-    ctx: BenchContext, settings: Settings, bus: EventBus, backend: str, bare: Figure
+    ctx: BenchContext,
+    settings: Settings,
+    bus: EventBus,
+    backend: str,
+    bare: Figure,
+    plain: Figure | None = None,
 ) -> list[Figure]:
     """The needs service on a fresh database: register recipients, drive POST /needs."""
     with contextlib.suppress(NotFoundError):
@@ -474,12 +483,20 @@ async def post_needs(
             f"POST /needs ({backend}): {created:,} × 201 but {in_stream:,} need.opened in the "
             f"NEEDS stream after {waited:.1f} s and {db_total:,} needs in the database"
         )
+    if plain is not None and plain.rate:
+        fig.extra["vs_plain_bare_get"] = round(fig.rate / plain.rate, 3)
     if not (fig.extra["p99_ok"] and fig.extra["ratio_ok"]):
         ratio = f"{fig.ratio * 100:.0f} %" if fig.ratio is not None else "?"
+        reference = (
+            f"; {fig.extra['vs_plain_bare_get'] * 100:.0f} % of the asyncio + h11 bare GET, "
+            "for reference"
+            if "vs_plain_bare_get" in fig.extra
+            else ""
+        )
         console.print(
             f"[yellow]POST /needs ({backend}): {fig.rate:,.0f} req/s = {ratio} of the bare GET "
             f"(target ≥ {TARGET_RATIO * 100:.0f} %), p99 {p99:.1f} ms "
-            f"(target < {TARGET_P99_MS:.0f} ms)[/]"
+            f"(target < {TARGET_P99_MS:.0f} ms){reference}[/]"
         )
     if profile_path is not None:
         print_profile(profile_path)
@@ -512,12 +529,15 @@ async def run(ctx: BenchContext) -> list[Figure]:
     ceiling = await generator_ceiling(ctx, settings)
     bare = await bare_get(ctx, settings)
     bare.compare_to(ceiling)
-    figures = [ceiling, bare]
+    # For reference only: the issue's "about 3,000 req/s" bare GET ran on this stack.
+    plain = await bare_get(ctx, settings, plain=True)
+    plain.compare_to(ceiling)
+    figures = [ceiling, bare, plain]
     bus = EventBus(ctx.nats().url, name="bench-needs-http")
     await bus.connect()
     try:
         for backend in ctx.database_backends():
-            figures += await post_needs(ctx, settings, bus, backend, bare)
+            figures += await post_needs(ctx, settings, bus, backend, bare, plain)
     finally:
         await bus.close()
     return figures
