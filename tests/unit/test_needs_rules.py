@@ -393,8 +393,7 @@ def test_existing_rules_unchanged() -> None:
 def test_bulk_opened_need_has_exactly_the_need_tables_columns() -> None:
     import dataclasses
 
-    from services.needs.models import Need
-    from services.needs.service import OpenedNeed
+    from services.needs.models import Need, OpenedNeed
 
     columns = set(Need.__table__.columns.keys())  # type: ignore[attr-defined]
     assert {f.name for f in dataclasses.fields(OpenedNeed)} == columns
