@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from libs.common.auth import CurrentPrincipal, Principal, Role, require_roles
 from libs.common.pagination import Page, PageDep
 from libs.common.service import RuntimeDep
+from libs.common.telemetry import current_traceparent
 from services.needs import service
 from services.needs.schemas import (
     AccessRecordPublic,
@@ -175,7 +176,8 @@ async def open_need(body: NeedCreate, runtime: RuntimeDep, actor: CaseWorker) ->
     """Open a need item for a direct service; matching receives `sa.needs.need.opened`."""
     # Concurrent openings share one transaction (group commit); each is answered only
     # after that commit, and one that fails rolls back alone.
-    need = await runtime.group.submit_item(service.open_needs, service.NeedRequest(body, actor))
+    request = service.NeedRequest(body, actor, current_traceparent())
+    need = await runtime.group.submit_item(service.open_needs, request)
     return NeedPublic.model_validate(need)
 
 

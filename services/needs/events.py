@@ -7,6 +7,7 @@ pseudonymous `recipient_ref`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from libs.common.events import Event, PermanentError, Subscription, UnitOfWork, new_event
@@ -31,13 +32,14 @@ def _need_data(need: Need | OpenedNeed) -> dict[str, object]:
     }
 
 
-def need_opened(need: Need | OpenedNeed) -> Event:
+def need_opened(need: Need | OpenedNeed, *, trace: Mapping[str, str] | None = None) -> Event:
     return new_event(
         service=SERVICE,
         entity="need",
         verb="opened",
         subject=need.id,
         data={**_need_data(need), "opened_at": need.created_at},
+        trace=trace,
     )
 
 

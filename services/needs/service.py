@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -468,10 +468,12 @@ def add_need(
 
 @dataclass(frozen=True)
 class NeedRequest:
-    """One `POST /needs`: what was asked and by whom."""
+    """One `POST /needs`: what was asked, by whom, and the request's trace context (the
+    group-commit worker serves many requests, so each event takes its own request's)."""
 
     data: NeedCreate
     actor: Principal
+    trace: Mapping[str, str] = field(default_factory=dict)
 
 
 async def open_needs(
@@ -512,7 +514,7 @@ async def open_needs(
         need = OpenedNeed(**values)
         opened.append(values)
         results.append(need)
-        uow.emit(events.need_opened(need))
+        uow.emit(events.need_opened(need, trace=request.trace))
     if opened:
         # The table, not the mapped class: ORM bulk-insert bookkeeping has nothing to do here.
         await uow.session.execute(insert(Need.__table__), opened)  # type: ignore[attr-defined]

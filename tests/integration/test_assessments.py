@@ -251,6 +251,42 @@ async def test_concurrent_need_openings_share_transactions_and_fail_alone(needs:
     assert info.state.messages == 60  # one event per need opened, none for the refused
 
 
+async def test_each_need_opened_event_carries_its_own_requests_trace(needs: Platform) -> None:
+    """Concurrent openings share group-commit transactions, not traces."""
+    import asyncio
+    import json
+
+    from sqlalchemy import select
+
+    ref = await recipient(needs)
+
+    def traceparent(i: int) -> str:
+        return f"00-{i + 1:032x}-{i + 1:016x}-01"
+
+    responses = await asyncio.gather(
+        *(
+            needs["needs"].post(
+                "/needs",
+                json={"recipient_ref": ref, "service_code": "care", "urgency": 2},
+                headers={**PURCHASER, "traceparent": traceparent(i)},
+            )
+            for i in range(20)
+        )
+    )
+    assert [r.status_code for r in responses] == [201] * 20
+    runtime = needs.runtime("needs")
+    assert runtime.group.batches < 20  # they really shared transactions
+    outbox = runtime.tables.outbox
+    async with runtime.db.session() as session:
+        rows = (await session.execute(select(outbox.c.headers, outbox.c.body))).all()
+    trace_of_need = {
+        json.loads(body)["need_id"]: json.loads(headers)["traceparent"].split("-")[1]
+        for headers, body in rows
+    }
+    for i, response in enumerate(responses):
+        assert trace_of_need[response.json()["id"]] == f"{i + 1:032x}"
+
+
 async def test_a_takeover_onto_a_charity_resource_keeps_the_need_matched(needs: Platform) -> None:
     from services.needs import events as needs_events
 

@@ -104,3 +104,67 @@ async def test_operations_and_batch_items_share_one_group(kit: Kit) -> None:
     assert results == [10, "plain", 20]
     assert sorted(v for _, v in await kit.effects()) == [1, 2, 100]
     assert group.batches == 1  # all three waited together and committed once
+
+
+def caller_context(trace_id: int) -> Any:
+    """An OTel context whose current span belongs to trace `trace_id`."""
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    span = NonRecordingSpan(
+        SpanContext(trace_id=trace_id, span_id=trace_id, is_remote=False, trace_flags=TraceFlags(1))
+    )
+    return trace.set_span_in_context(span)
+
+
+async def stored_trace_ids(kit: Kit) -> dict[int, str | None]:
+    """Outbox events by their `v`: the trace id of their traceparent, if any."""
+    import json
+
+    from sqlalchemy import select
+
+    from tests.support.eventkit import tables
+
+    async with kit.db.session() as s:
+        rows = (await s.execute(select(tables.outbox.c.headers, tables.outbox.c.body))).all()
+    out: dict[int, str | None] = {}
+    for headers, body in rows:
+        parent = json.loads(headers).get("traceparent")
+        out[json.loads(body)["v"]] = parent.split("-")[1] if parent else None
+    return out
+
+
+async def test_each_operation_runs_in_its_callers_trace_and_batches_in_none(kit: Kit) -> None:
+    """The worker task is started by one caller; no other caller's events may join its trace."""
+    from opentelemetry import context as otel_context
+
+    group, op = GroupCommitter(kit.uow), Recorder()
+
+    def emitter(v: int) -> Any:
+        async def operation(uow: UnitOfWork) -> int:
+            uow.emit(new_event(service="needs", entity="need", verb="opened", data={"v": v}))
+            return v
+
+        return operation
+
+    async def call(v: int, trace_id: int, *, batch: bool = False) -> Any:
+        token = otel_context.attach(caller_context(trace_id))
+        try:
+            if batch:
+                return await group.submit_item(op, v)
+            return await group.submit(emitter(v))
+        finally:
+            otel_context.detach(token)
+
+    results = await asyncio.gather(
+        call(1001, 0xA1), call(1002, 0xA2), call(7, 0xA3, batch=True), call(1004, 0xA4)
+    )
+    assert results == [1001, 1002, 70, 1004]
+    assert group.batches == 1  # they did share the worker and its transaction
+    traces = await stored_trace_ids(kit)
+    assert traces == {
+        1001: f"{0xA1:032x}",
+        1002: f"{0xA2:032x}",
+        7: None,  # a batch item's event carries the item's own trace or none: not 0xA1's
+        1004: f"{0xA4:032x}",
+    }

@@ -19,16 +19,26 @@ Two kinds of request:
 
 If anything raises out of the shared transaction, it is rolled back whole and the group is
 redone one request per SAVEPOINT (an item alone in its batch): only the failing ones fail.
+
+Trace context: the worker runs in an empty context, not in the context of whichever
+request happened to start it (else every event of its groups would join that request's
+trace). An `operation` runs in its caller's trace context, captured at submission. A batch
+operation serves several callers at once, so an event it emits for an item takes the
+item's own trace (e.g. `current_traceparent()` stored in the item by the caller);
+without one it carries none, never another request's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
+
+from opentelemetry import context as otel_context
 
 from libs.common.events.uow import UnitOfWork
 
@@ -47,6 +57,8 @@ class _Request(Generic[T]):
     operation: Operation | None = None  # submit()
     batch: BatchOperation | None = None  # submit_item()
     item: Any = None
+    # The caller's trace context, current while its `operation` runs.
+    trace: otel_context.Context | None = None
 
 
 class GroupCommitter:
@@ -60,7 +72,8 @@ class GroupCommitter:
 
     async def submit(self, operation: Callable[[UnitOfWork], Awaitable[T]]) -> T:
         """Run `operation(uow)` in the next group transaction; it must not commit itself."""
-        return await self._enqueue(_Request(self._future(), operation=operation))
+        request = _Request(self._future(), operation=operation, trace=otel_context.get_current())
+        return await self._enqueue(request)
 
     async def submit_item(self, batch: BatchOperation, item: Any) -> Any:
         """Hand `item` to `batch` in the next group transaction; its result, or raise the
@@ -74,7 +87,10 @@ class GroupCommitter:
     async def _enqueue(self, request: _Request[T]) -> T:
         self._queue.put_nowait(request)
         if self._worker is None or self._worker.done():
-            self._worker = asyncio.create_task(self._run(), name="group-commit")
+            # A fresh context: not the trace (nor any other context variable) of this caller.
+            self._worker = asyncio.create_task(
+                self._run(), name="group-commit", context=contextvars.Context()
+            )
         return await request.future
 
     async def close(self, *, grace: float = 5.0) -> None:
@@ -179,7 +195,12 @@ async def _execute(uow: UnitOfWork, run: list[_Request[Any]]) -> dict[int, Any]:
     """Outcomes of one run: an operation alone, or a batch operation's items together."""
     first = run[0]
     if first.operation is not None:
-        return {id(first): await first.operation(uow)}
+        token = otel_context.attach(first.trace) if first.trace is not None else None
+        try:
+            return {id(first): await first.operation(uow)}
+        finally:
+            if token is not None:
+                otel_context.detach(token)
     assert first.batch is not None
     results = await first.batch(uow, [r.item for r in run])
     if len(results) != len(run):
