@@ -549,6 +549,19 @@ async def test_charity_resource_serves_its_categories_and_counts_unconfirmed_uni
     assert [m["need_id"] for m in again["matches"]] == [tekun[2].need_id]
 
 
+async def cancel_need(matching: Matching, need_id: str) -> None:
+    """The needs service cancels `need_id`: matching handles `need.cancelled`."""
+    cancelled = new_event(
+        service="needs",
+        entity="need",
+        verb="cancelled",
+        data={"need_id": need_id, "reason": "recipient moved away"},
+    )
+    async with matching.runtime.unit_of_work() as uow:
+        await matching_events.on_need_cancelled(uow, cancelled)
+        await uow.commit()
+
+
 async def test_a_cancelled_need_ends_its_match_and_gives_the_units_back(
     matching: Matching,
 ) -> None:
@@ -556,15 +569,7 @@ async def test_a_cancelled_need_ends_its_match_and_gives_the_units_back(
     n = need(categories=("tekun",))
     await matching.add(res, n)
     (match,) = (await matching.run())["matches"]
-    cancelled = new_event(
-        service="needs",
-        entity="need",
-        verb="cancelled",
-        data={"need_id": n.need_id, "reason": "recipient moved away"},
-    )
-    async with matching.runtime.unit_of_work() as uow:
-        await matching_events.on_need_cancelled(uow, cancelled)
-        await uow.commit()
+    await cancel_need(matching, n.need_id)
     assert (await matching.need(n.need_id)).status == "cancelled"
     assert await matching.active_matches() == []
     (released,) = await matching.outbox("sa.matching.resource.released")
@@ -822,15 +827,7 @@ async def test_a_cancelled_need_frees_its_unit_for_a_waiting_one(matching: Match
     first, second = need(urgency=4), need(urgency=1)
     waiting = await left_waiting(matching, first, second)
     assert waiting.need_id == second.need_id  # the more urgent one got the unit
-    cancelled = new_event(
-        service="needs",
-        entity="need",
-        verb="cancelled",
-        data={"need_id": first.need_id, "reason": "recipient moved away"},
-    )
-    async with matching.runtime.unit_of_work() as uow:
-        await matching_events.on_need_cancelled(uow, cancelled)
-        await uow.commit()
+    await cancel_need(matching, first.need_id)
     match = await matched_by_micro_batch(matching, second.need_id)
     assert match.contract_id == c.id
 

@@ -71,6 +71,20 @@ def _strings(data: Mapping[str, Any], key: str) -> list[str]:
     return [str(v) for v in value]
 
 
+def _optional_number(data: Mapping[str, Any], key: str, low: float, high: float) -> float | None:
+    """`data[key]` as a number in [low, high], or None when absent or null."""
+    raw = data.get(key)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except (TypeError, ValueError) as exc:
+        raise BadPayload(f"{key} is not a number: {raw!r}") from exc
+    if not low <= value <= high:
+        raise BadPayload(f"{key} outside {low:g}–{high:g}: {value}")
+    return value
+
+
 def _version(data: Mapping[str, Any]) -> int:
     version = _int(data, "version")
     if version < 1:
@@ -128,13 +142,8 @@ async def apply_score(session: AsyncSession, data: Mapping[str, Any]) -> bool:
     """`sa.credit.score.changed` {organisation_id, score, grade, version}: selection weights."""
     organisation_id = _str(data, "organisation_id")
     version = _version(data)
-    raw_score, raw_grade = data.get("score"), data.get("grade")
-    try:
-        score = None if raw_score is None else float(raw_score)
-    except (TypeError, ValueError) as exc:
-        raise BadPayload(f"score is not a number: {raw_score!r}") from exc
-    if score is not None and not 0 <= score <= 100:
-        raise BadPayload(f"score outside 0–100: {score}")
+    score = _optional_number(data, "score", 0, 100)
+    raw_grade = data.get("grade")
     grade = None if raw_grade is None else str(raw_grade)
     if grade is not None and not 1 <= len(grade) <= 10:
         raise BadPayload(f"unusable grade {raw_grade!r}")
@@ -161,13 +170,7 @@ async def apply_satisfaction(session: AsyncSession, data: Mapping[str, Any]) -> 
         raise BadPayload(f"published_at is not an instant: {raw!r}") from exc
     if published_at.tzinfo is None:
         raise BadPayload(f"published_at without an offset: {raw!r}")
-    value = data.get("organisation_satisfaction")
-    try:
-        satisfaction = None if value is None else float(value)
-    except (TypeError, ValueError) as exc:
-        raise BadPayload(f"organisation_satisfaction is not a number: {value!r}") from exc
-    if satisfaction is not None and not 0 <= satisfaction <= 1:
-        raise BadPayload(f"organisation_satisfaction outside 0–1: {satisfaction}")
+    satisfaction = _optional_number(data, "organisation_satisfaction", 0, 1)
     view = await organisation_view(session, organisation_id)
     seen = view.satisfaction_as_of
     if seen is not None and published_at <= (seen if seen.tzinfo else seen.replace(tzinfo=UTC)):
