@@ -14,9 +14,11 @@ default fsync):
   is committed;
 * end to end as deployed (`bench.pipeline_procs`): the producing and the consuming service
   in two processes, each with its own database, on uvloop, the consumer with a batch
-  handler. On a 2-core machine the three busy processes (producer, consumer,
-  nats-server) share the cores, so this is the figure to compare with the target; the
-  single-process figures show what sharing one core costs.
+  handler, then with a handler per event (as every consumer of the platform's services is
+  written today: one INSERT per event, each a round trip to the database). On a 2-core
+  machine the three busy processes (producer, consumer, nats-server) share the cores, so
+  these are the figures to compare with the target; the single-process figures show what
+  sharing one core costs.
 
 The end-to-end rate is compared with raw fetch+ack (target ≥ 50 %); each part with its
 transport ceiling. Counts are verified afterwards (effects, inbox, outbox pending).
@@ -499,9 +501,12 @@ async def pipeline_end_to_end(
 # --------------------------------------------------------------------------- entry point
 
 
-async def pipeline_two_processes(ctx: BenchContext, bus: EventBus, backend: str, n: int) -> Figure:
+async def pipeline_two_processes(
+    ctx: BenchContext, bus: EventBus, backend: str, n: int, *, per_event: bool = False
+) -> Figure:
     """End to end as deployed: the producing and the consuming service in separate processes
-    (each with its own database, on uvloop), consumer with a batch handler."""
+    (each with its own database, on uvloop), consumer with a batch handler or, with
+    `per_event`, a handler per event (how the platform's own consumers are written)."""
     from bench.pipeline_procs import run_two_process_pipeline
 
     await reset_stream(bus, StreamSpec(PIPE_STREAM, PIPE_SUBJECTS))
@@ -516,14 +521,16 @@ async def pipeline_two_processes(ctx: BenchContext, bus: EventBus, backend: str,
                 nats_url=ctx.nats().url,
                 n=n,
                 db_urls=(producer_url, consumer_url),
+                per_event=per_event,
             )
     fig = m.figure(
         bench=NAME,
-        name="pipeline end to end, 2 processes",
+        name="pipeline end to end, 2 processes" + (", handler" if per_event else ""),
         backend=backend,
         count=n,
         unit="ev",
-        note="producing + consuming service, batch_handler",
+        note="producing + consuming service, "
+        + ("handler per event, 1 INSERT each" if per_event else "batch_handler"),
     )
     fig.seconds = result.seconds  # first write → last effect committed, from the processes
     fig.ok = result.ok
@@ -541,7 +548,7 @@ async def pipeline_two_processes(ctx: BenchContext, bus: EventBus, backend: str,
         f"consumer {fig.extra['consumer_cpu_us_per_event']:.0f} µs"
     )
     if not result.ok:
-        ctx.fail(f"two-process pipeline ({backend}): {result.consumer}")
+        ctx.fail(f"{fig.name} ({backend}): {result.consumer}")
     return fig
 
 
@@ -579,13 +586,15 @@ async def run(ctx: BenchContext) -> list[Figure]:
             e2e_batch.compare_to(fetch, target=TARGET_RATIO)
             e2e_procs = await pipeline_two_processes(ctx, bus, backend, pipe_n)
             e2e_procs.compare_to(fetch, target=TARGET_RATIO)
+            e2e_procs_each = await pipeline_two_processes(ctx, bus, backend, pipe_n, per_event=True)
+            e2e_procs_each.compare_to(fetch, target=TARGET_RATIO)
             # A quarter of the events: the slowest run, and only its ratio to the untraced
             # run matters.
             traced = await pipeline_end_to_end(ctx, bus, backend, max(pipe_n // 4, 1), traced=True)
             traced.compare_to(fetch)
             bottleneck = min(parts[:3], key=lambda f: f.rate)
             e2e.extra["slowest_part"] = bottleneck.name.strip()
-            figures += [e2e, e2e_batch, e2e_procs, traced, *parts]
+            figures += [e2e, e2e_batch, e2e_procs, e2e_procs_each, traced, *parts]
             if e2e.ratio is not None and e2e.ratio < TARGET_RATIO:
                 console.print(
                     f"[yellow]events ({backend}): end to end is {e2e.ratio * 100:.0f} % of raw "
