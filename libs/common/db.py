@@ -35,6 +35,10 @@ NAMING_CONVENTION: dict[str, str] = {
 }
 
 
+#: Execution option naming the statement that opens a SQLite transaction ("BEGIN" if unset).
+SQLITE_BEGIN_OPTION = "sa_sqlite_begin"
+
+
 def make_registry() -> sa_registry:
     """A registry (and metadata) of one service's own tables, with the naming convention."""
     return sa_registry(metadata=MetaData(naming_convention=NAMING_CONVENTION))
@@ -78,7 +82,7 @@ class Database:
             database = make_url(self.url).database
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"timeout": 30}
+            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
             # One round trip to aiosqlite's thread per statement instead of three or four.
             kwargs["module"] = sqlite_driver.module()
         else:
@@ -87,6 +91,19 @@ class Database:
         if self.is_sqlite:
             _configure_sqlite(self.engine, synchronous=sqlite_synchronous)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite: a write session takes the write lock at BEGIN (IMMEDIATE), on aiosqlite's
+        # thread, so none of its statements can wait for a lock after that (they run inline,
+        # libs/common/sqlite_driver.py) and a read-then-write transaction never fails with
+        # SQLITE_BUSY_SNAPSHOT when another process wrote in between.
+        self._write_sessionmaker = (
+            async_sessionmaker(
+                self.engine,
+                expire_on_commit=False,
+                execution_options={SQLITE_BEGIN_OPTION: "BEGIN IMMEDIATE"},
+            )
+            if self.is_sqlite
+            else self.sessionmaker
+        )
         # Only one writer at a time may hold SQLite; PostgreSQL needs no such lock.
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if self.is_sqlite else None
 
@@ -104,7 +121,7 @@ class Database:
     async def write_session(self) -> AsyncIterator[AsyncSession]:
         """A session for a write transaction; the caller commits. Holds the writer lock."""
         lock = self._write_lock or contextlib.nullcontext()
-        async with lock, self.sessionmaker() as session:
+        async with lock, self._write_sessionmaker() as session:
             try:
                 yield session
             finally:
@@ -136,7 +153,7 @@ def _configure_sqlite(engine: AsyncEngine, *, synchronous: str) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql(conn.get_execution_options().get(SQLITE_BEGIN_OPTION, "BEGIN"))
 
 
 _PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}

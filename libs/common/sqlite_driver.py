@@ -1,27 +1,44 @@
-"""SQLite under asyncio with one thread round trip per statement.
+"""SQLite under asyncio without a thread round trip per statement where none is needed.
 
 SQLAlchemy's aiosqlite adapter makes three or four round trips to aiosqlite's connection
 thread for every statement: open a cursor, execute, fetch the rows (a query), close the
 cursor. Each round trip wakes two threads, about 45 µs of wall time on our 2-core machines,
-against 2 µs for the statement itself (PITFALLS.md: plain sqlite3 inserts 43,000 rows/s).
-So a consumer handling one event with three statements spent most of its time waking
-threads.
+against 2 µs for a small statement itself (PITFALLS.md: plain sqlite3 inserts 43,000
+rows/s). A consumer handling an event with a few statements spent most of its time waking
+threads. This driver keeps aiosqlite's thread and SQLAlchemy's adapter, and changes where
+a statement runs:
 
-`OneHopCursor` runs the whole statement (execute, fetch every row, close) as one call on
-the connection's thread and hands back description, rows, rowcount and lastrowid together.
-The statement still runs off the event loop, so a long query, an fsync or a wait on another
-process's write lock never blocks it. Everything else (connection set-up, commit, rollback,
-isolation level, termination, server-side cursors) is SQLAlchemy's aiosqlite adapter as is.
+* **On the thread, in one round trip** (`OneHopCursor`): execute, fetch every row, close,
+  as one call; description, rows, rowcount and lastrowid come back together. Every
+  statement that could wait goes this way: a read, the first write of a transaction
+  (which may wait up to `busy_timeout` for another process's writer), BEGIN IMMEDIATE.
+  Commit and rollback (the fsync) always do.
+* **Inline, on the loop's thread**, once the transaction holds SQLite's write lock (it has
+  run BEGIN IMMEDIATE or a write): SQLite has one writer, so nothing can then make a
+  statement of this transaction wait for a lock, and in WAL mode readers never block it;
+  what is left is the statement's own CPU work, microseconds for what our services do in
+  a write transaction. So that a long run of such statements cannot starve the loop, the
+  connection yields to it once every `INLINE_SLICE` seconds of inline work.
+
+The lock is tracked per connection: set after BEGIN IMMEDIATE/EXCLUSIVE or a successful
+INSERT, UPDATE, DELETE or REPLACE inside a transaction; cleared by commit, rollback, or any
+COMMIT/END/ROLLBACK/BEGIN statement; and a statement runs inline only while sqlite3 says a
+transaction is open. Misreading a statement can only send it to the thread, never inline
+without the lock.
 
 It relies on two members of aiosqlite's `Connection` that are not public (`_execute`, the
 queue to its thread, and `_conn`, the sqlite3 connection); aiosqlite is pinned, and
 `module()` refuses a version without them so a change shows at start-up, not under load.
+The sqlite3 connection is opened with `check_same_thread=False` (`Database` passes it):
+its statements are serialised by the adapter, never concurrent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import sqlite3
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,12 +53,27 @@ from sqlalchemy.util.concurrency import await_
 _Outcome = tuple[Any, Sequence[Any], int, int | None]
 
 REQUIRED = ("_execute", "_conn")  # members of aiosqlite.Connection this module uses
+INLINE_SLICE = 0.005  # seconds of inline statements before the loop gets a turn
+
+_TAKES_LOCK = ("INSERT", "UPDATE", "DELETE", "REPLACE", "BEGIN IMMEDIATE", "BEGIN EXCLUSIVE")
+_ENDS_TRANSACTION = ("COMMIT", "END", "ROLLBACK", "BEGIN")
+
+
+def _lock_effect(operation: str) -> bool | None:
+    """True: a successful `operation` inside a transaction holds the write lock; False: it
+    ends or restarts the transaction; None: neither."""
+    head = operation.lstrip()[:16].upper()
+    if head.startswith(_TAKES_LOCK):
+        return True
+    if head.startswith(_ENDS_TRANSACTION) and not head.startswith("ROLLBACK TO"):
+        return False
+    return None
 
 
 def _run_statement(
     conn: sqlite3.Connection, operation: str, parameters: Any, many: bool
 ) -> _Outcome:
-    """On the connection's thread: the whole statement, rows included."""
+    """The whole statement, rows included (on aiosqlite's thread or inline)."""
     cursor = conn.cursor()
     try:
         if many:
@@ -58,7 +90,8 @@ def _run_statement(
 
 
 class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
-    """A client-side cursor whose `execute` is one call on aiosqlite's thread."""
+    """A client-side cursor: one round trip to aiosqlite's thread per statement, or none
+    while its transaction holds the write lock."""
 
     __slots__ = ("_arraysize", "_description", "_lastrowid", "_rowcount")
 
@@ -95,39 +128,70 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
         self._arraysize = value
 
     async def _async_soft_close(self) -> None:
-        return None  # nothing is open on the thread once execute() returns
+        return None  # nothing is left open once execute() returns
 
     def close(self) -> None:
         self._rows.clear()
 
-    async def _on_thread(self, operation: str, parameters: Any, many: bool) -> _Outcome:
-        async with self._adapt_connection._execute_mutex:
-            connection = self._connection
-            outcome: _Outcome = await connection._execute(
-                _run_statement, connection._conn, operation, parameters, many
-            )
-            return outcome
+    def execute(self, operation: Any, parameters: Any = None) -> None:
+        self._run(operation, parameters, False)
 
-    def _take(self, outcome: _Outcome) -> None:
+    def executemany(self, operation: Any, seq_of_parameters: Any) -> None:
+        self._run(operation, seq_of_parameters, True)
+
+    def _run(self, operation: str, parameters: Any, many: bool) -> None:
+        connection: OneHopConnection = self._adapt_connection  # type: ignore[assignment]
+        try:
+            outcome = await_(connection.run(operation, parameters, many))
+        except Exception as error:
+            connection._handle_exception(error)
         self._description, rows, self._rowcount, self._lastrowid = outcome
         self._rows = collections.deque(rows)
 
-    def execute(self, operation: Any, parameters: Any = None) -> None:
-        try:
-            self._take(await_(self._on_thread(operation, parameters, False)))
-        except Exception as error:
-            self._adapt_connection._handle_exception(error)
-
-    def executemany(self, operation: Any, seq_of_parameters: Any) -> None:
-        try:
-            self._take(await_(self._on_thread(operation, seq_of_parameters, True)))
-        except Exception as error:
-            self._adapt_connection._handle_exception(error)
-
 
 class OneHopConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ()
+    """SQLAlchemy's aiosqlite connection adapter, knowing whether its transaction holds
+    SQLite's write lock."""
+
+    __slots__ = ("_holds_write_lock", "_inline_since")
     _cursor_cls = OneHopCursor  # type: ignore[assignment]
+
+    def __init__(self, dbapi: Any, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        self._holds_write_lock = False
+        self._inline_since = 0.0  # when the loop last had a turn during inline work
+
+    @property
+    def holds_write_lock(self) -> bool:
+        """Whether statements of the open transaction run inline (for tests and logs)."""
+        return self._holds_write_lock and self._connection._conn.in_transaction
+
+    async def run(self, operation: str, parameters: Any, many: bool) -> _Outcome:
+        """Run one statement where it belongs (see the module docstring)."""
+        raw: sqlite3.Connection = self._connection._conn
+        effect = _lock_effect(operation)
+        if self._holds_write_lock and raw.in_transaction and effect is not False:
+            if time.monotonic() - self._inline_since > INLINE_SLICE:
+                await asyncio.sleep(0)  # a long run of inline statements: let others in
+                self._inline_since = time.monotonic()
+            return _run_statement(raw, operation, parameters, many)
+        self._holds_write_lock = False
+        async with self._execute_mutex:
+            outcome: _Outcome = await self._connection._execute(
+                _run_statement, raw, operation, parameters, many
+            )
+        if effect and raw.in_transaction:
+            self._holds_write_lock = True
+            self._inline_since = time.monotonic()
+        return outcome
+
+    def commit(self) -> None:
+        self._holds_write_lock = False
+        super().commit()
+
+    def rollback(self) -> None:
+        self._holds_write_lock = False
+        super().rollback()
 
 
 class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
