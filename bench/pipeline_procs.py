@@ -181,6 +181,9 @@ def run_two_process_pipeline(
 def main(argv: Sequence[str]) -> None:
     import uvloop  # as the services run (libs.common.service.serve)
 
+    from libs.common.service import tune_gc
+
+    tune_gc()
     mode, db_url, nats_url, n = argv[0], argv[1], argv[2], int(argv[3])
     if mode == "produce":
         result = uvloop.run(produce(db_url, nats_url, n))

@@ -323,6 +323,14 @@ def create_service_app(
     return app
 
 
+def tune_gc() -> None:
+    """The collector settings of a service process (`serve`; the benchmarks' service
+    processes too). Fewer, later young-generation collections: request and event handling
+    allocate many short-lived objects, and default thresholds put GC pauses into the
+    latency tail."""
+    gc.set_threshold(50_000, 20, 100)
+
+
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
     """Run one service under uvicorn (uvloop + httptools), as `python -m services.<name>`."""
     import uvicorn
@@ -330,9 +338,7 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
     from libs.common.logging import configure_logging
 
     configure_logging(settings.log_level)
-    # Fewer, later young-generation collections: request handling allocates many short-lived
-    # objects, and default thresholds put GC pauses into the latency tail.
-    gc.set_threshold(50_000, 20, 100)
+    tune_gc()
     uvicorn.run(
         app,
         host=settings.host,
