@@ -58,6 +58,7 @@ from libs.common.events import (
     new_event,
 )
 from libs.common.events.bus import StreamSpec
+from libs.common.ids import new_id
 from libs.common.telemetry import Telemetry, instrument_engine, setup_telemetry
 
 NAME = "events"
@@ -103,7 +104,7 @@ effect = Table(
 def payload(seq: int) -> dict[str, Any]:
     """A ~200-byte event body, shaped like a need being opened."""
     return {
-        "need_id": str(uuid.uuid4()),
+        "need_id": new_id(),  # as the needs service makes them (libs.common.ids)
         "person_ref": f"p-{uuid.uuid4().hex[:16]}",
         "region": "330102",
         "item": "home-care.meals",

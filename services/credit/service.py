@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, date, datetime
 
 from sqlalchemy import func
@@ -13,6 +12,7 @@ from libs.common.clock import today_in_china
 from libs.common.db import Database
 from libs.common.errors import NotFound
 from libs.common.events import PermanentError, UnitOfWork
+from libs.common.ids import new_id
 from libs.common.policy import pack_for_region
 from services.credit import events, rules
 from services.credit.models import AdmissionReview, BlacklistEntry, OrganisationRecord
@@ -57,7 +57,7 @@ async def admit_new_organisation(
     record.status = decision.outcome
     record.decision_version = 1
     review = AdmissionReview(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         organisation_id=record.organisation_id,
         outcome=decision.outcome,
         reasons=[r.as_dict() for r in decision.reasons],

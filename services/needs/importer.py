@@ -43,7 +43,6 @@ import logging
 import re
 import time
 import unicodedata
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -60,6 +59,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from libs.common.auth import Principal
 from libs.common.errors import FieldError
 from libs.common.events import UnitOfWork
+from libs.common.ids import new_id, new_person_ref
 from libs.common.policy import PolicyPack, pack_for_region
 from libs.common.policy.schema import RECIPIENT_CATEGORY_CODES
 from libs.common.service import ServiceRuntime
@@ -535,7 +535,7 @@ def _rows_to_insert(
     recipients: list[dict[str, Any]] = []
     consents: list[dict[str, Any]] = []
     for item in valid:
-        data, ref = item.data, str(uuid.uuid4())
+        data, ref = item.data, new_person_ref()
         guardian = data.guardian
         recipients.append(
             {
@@ -567,7 +567,7 @@ def _rows_to_insert(
         if guardian is not None and guardian.consent:
             consents.append(
                 {
-                    "id": str(uuid.uuid4()),
+                    "id": new_id(),
                     "recipient_ref": ref,
                     "purpose": "registration for social assistance",
                     "basis": "consent",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ from libs.common.crypto import BlindIndex, FieldCipher, KeyRing
 from libs.common.db import Database
 from libs.common.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound, invalid
 from libs.common.events import UnitOfWork
+from libs.common.ids import new_id, new_person_ref
 from libs.common.pagination import fetch_page
 from libs.common.policy import pack_for_region
 from libs.common.validators import CHINA_TZ, mask_resident_id
@@ -119,7 +119,7 @@ async def register_recipient(
     ).scalar_one_or_none()
     if existing is not None:
         raise _duplicate(existing, actor)
-    ref = str(uuid.uuid4())
+    ref = new_person_ref()
     now = datetime.now(UTC)
     guardian = data.guardian
     recipient = Recipient(
@@ -151,7 +151,7 @@ async def register_recipient(
     for consent in consents:
         uow.session.add(
             ConsentRecord(
-                id=str(uuid.uuid4()),
+                id=new_id(),
                 recipient_ref=ref,
                 purpose=consent.purpose,
                 basis=consent.basis,
@@ -201,7 +201,7 @@ async def reveal_personal_data(
         raise Forbidden(detail="Your role may not see unmasked personal data.")
     recipient = await visible_recipient(uow.session, ref, actor)
     access = PersonalDataAccess(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         recipient_ref=ref,
         accessed_by=actor.subject,
         role=str(actor.role),
@@ -265,7 +265,7 @@ async def update_recipient(
     for field_name, old, new, sealed in changed:
         uow.session.add(
             RecipientChange(
-                id=str(uuid.uuid4()),
+                id=new_id(),
                 recipient_ref=ref,
                 version=recipient.version,
                 field_name=field_name,
@@ -336,7 +336,7 @@ async def record_consent(
     """Append a consent record; a withdrawal is a new record, never an edit of the old."""
     await visible_recipient(uow.session, ref, actor)
     record = ConsentRecord(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         recipient_ref=ref,
         purpose=data.purpose,
         basis=data.basis,
@@ -398,7 +398,7 @@ def need_values(
         )
     now = datetime.now(UTC)
     return {
-        "id": str(uuid.uuid4()),
+        "id": new_id(),
         "recipient_ref": recipient_ref,
         "region_code": region_code,
         "service_code": item.service_code,

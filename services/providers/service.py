@@ -8,7 +8,6 @@ organisation (what it declared, in order) and as one row each in `organisation_s
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from libs.common.errors import (
     invalid,
 )
 from libs.common.events import UnitOfWork
+from libs.common.ids import new_id
 from libs.common.pagination import fetch_page
 from libs.common.policy import PolicyPack, pack_for_region
 from services.providers import events, rules
@@ -121,7 +121,7 @@ async def register_organisation(
         )
     now = datetime.now(UTC)
     org = Organisation(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         uscc=data.uscc,
         name=data.name,
         kind=data.kind,
@@ -263,7 +263,7 @@ def _check_staff(
 
 def _new_staff(org_id: str, member: StaffCreate, now: datetime) -> OrganisationStaff:
     return OrganisationStaff(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         organisation_id=org_id,
         name=member.name,
         qualification_level=member.qualification_level,

@@ -5,6 +5,7 @@ anywhere it should not be."""
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import date
 from pathlib import Path
@@ -301,6 +302,13 @@ async def test_consent_given_and_withdrawn_are_both_kept(needs: Platform) -> Non
         f"/recipients/{ref}/consents", headers=auth(Role.purchaser, region="330106")
     )
     assert outside.status_code == 404
+
+
+async def test_recipient_refs_are_random_and_say_nothing_of_when(needs: Platform) -> None:
+    """A recipient's pseudonymous reference travels in every event about them: it is a
+    random UUIDv4, not a time-ordered id like the records' (libs.common.ids)."""
+    refs = [uuid.UUID((await register(needs))["ref"]) for _ in range(3)]
+    assert {r.version for r in refs} == {4}
 
 
 async def test_duplicate_registration_leaves_one_record(needs: Platform) -> None:

@@ -16,6 +16,8 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
+from libs.common.ids import new_id
+
 SPECVERSION = "1.0"
 CONTENT_TYPE = "application/json"
 MSG_ID_HEADER = "Nats-Msg-Id"
@@ -70,7 +72,7 @@ class Event:
     source: str
     data: dict[str, Any]
     subject: str | None = None
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    id: str = field(default_factory=new_id)
     time: datetime = field(default_factory=lambda: datetime.now(UTC))
     # Trace context of the code that raised the event (W3C traceparent/tracestate).
     trace: Mapping[str, str] = field(default_factory=dict)

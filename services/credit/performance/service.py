@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -44,6 +43,7 @@ from libs.common.errors import (
 )
 from libs.common.events import UnitOfWork
 from libs.common.events.envelope import encode_json
+from libs.common.ids import new_id
 from libs.common.pagination import fetch_page
 from libs.common.policy import PolicyPack, calendar_for, pack_for_region
 from libs.common.workdays import UnknownCalendarYear
@@ -209,7 +209,7 @@ async def propose_override(
     if data.outcome == "admitted":
         await _refuse_if_banned(uow, record, china_day(now))
     override = AdmissionOverride(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         organisation_id=organisation_id,
         review_id=review.id,
         outcome=data.outcome,
@@ -297,7 +297,7 @@ async def decide_override(
     kept = [r for r in (latest.reasons if latest else []) if r.get("condition") != "override"]
     pack = _pack(record.region_code)
     review = AdmissionReview(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         organisation_id=record.organisation_id,
         outcome=override.outcome,
         reasons=[*kept, _override_reason(override)],
@@ -550,7 +550,7 @@ async def open_evaluation(
     if pack is None:
         raise invalid("body.contract_id", f"no policy pack for region {contract.region_code}")
     ev = Evaluation(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         contract_id=contract.contract_id,
         organisation_id=contract.organisation_id,
         region_code=contract.region_code,
@@ -639,7 +639,7 @@ async def add_survey_response(
     if not getattr(counted, "rowcount", 0):
         raise Conflict(detail="The evaluation is published; no more answers are taken.")
     response = SurveyResponse(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         evaluation_id=evaluation_id,
         recipient_ref=data.recipient_ref,
         satisfaction=data.satisfaction,
@@ -876,7 +876,7 @@ async def _record_repeated_unqualified(
         ) from exc
     published = {p.evaluation_id: p.published_on for p in history}
     violation = Violation(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         organisation_id=ev.organisation_id,
         contract_id=ev.contract_id,
         kind="repeated_unqualified",
@@ -1223,7 +1223,7 @@ async def recompute_score(
         return None
     version = 1 if current is None else current.version + 1
     change = ScoreChange(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         organisation_id=organisation_id,
         old_score=old.score if old else None,
         new_score=result.score,
@@ -1624,7 +1624,7 @@ async def _write_batch(
             }
             (inserts if row is None else updates).append(values)
             explained = rules.explain_change(old, new, reason)
-            change_id = str(uuid.uuid4())
+            change_id = new_id()
             changes.append(
                 {
                     "id": change_id,

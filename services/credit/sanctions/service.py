@@ -21,7 +21,6 @@ it changes, so two operators (or two replicas of a job) cannot both lift or impo
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -34,6 +33,7 @@ from libs.common.clock import china_day
 from libs.common.db import Database
 from libs.common.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound, invalid
 from libs.common.events import PermanentError, UnitOfWork
+from libs.common.ids import new_id
 from libs.common.pagination import fetch_page
 from libs.common.policy import PolicyPack, calendar_for, pack_for_region
 from libs.common.workdays import UnknownCalendarYear
@@ -313,7 +313,7 @@ async def record_violation(
             raise invalid("body.contract_id", "the contract belongs to another organisation")
     pack = _pack(record)
     violation = Violation(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         organisation_id=record.organisation_id,
         contract_id=data.contract_id,
         kind=data.kind,
@@ -364,7 +364,7 @@ async def record_refusal(
         raise PermanentError(f"response window not countable: {exc}") from exc
     note = (reason or "no reason given")[:2000]
     violation = Violation(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         organisation_id=organisation_id,
         contract_id=contract_id,
         kind="refusing_to_sign",
@@ -475,7 +475,7 @@ async def _impose(
     elif kind == "blacklist":
         ends_on = rules.ban_end(pack, severity=severity, starts_on=today)  # type: ignore[arg-type]
     sanction = Sanction(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         violation_id=violation.id if violation is not None else None,
         organisation_id=record.organisation_id,
         kind=kind,
@@ -501,7 +501,7 @@ async def _impose(
     if kind == "blacklist":
         assert ends_on is not None
         entry = BlacklistEntry(
-            id=str(uuid.uuid4()),
+            id=new_id(),
             organisation_id=record.organisation_id,
             uscc=record.uscc,
             name=record.name,
@@ -845,7 +845,7 @@ async def file_appeal(
             appeal_due=due.isoformat() if due else None,
         )
     appeal = Appeal(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         sanction_id=sanction.id,
         organisation_id=sanction.organisation_id,
         grounds=data.grounds,
@@ -976,7 +976,7 @@ async def apply_for_repair(
             extra={"repair_id": pending.id},
         )
     repair = RepairApplication(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         blacklist_entry_id=entry.id,
         organisation_id=entry.organisation_id,
         correction=data.correction,

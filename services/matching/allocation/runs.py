@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,6 +34,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 
 from libs.common.clock import china_day, clock_of
+from libs.common.ids import new_id
 from libs.common.service import PeriodicJob, ServiceRuntime
 from libs.common.validators import CHINA_TZ
 from services.matching import rules
@@ -116,7 +116,7 @@ async def run_allocation(
     """Allocate every allocatable need inside `scopes` (division-code prefixes; "" = all)."""
     scopes = sorted(set(scopes)) or [""]
     report = RunReport(
-        run_id=str(uuid.uuid4()),
+        run_id=new_id(),
         region_scope=rules.common_prefix(scopes),
         requested_by=requested_by[:100],
         started_at=now,

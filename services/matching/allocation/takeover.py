@@ -24,7 +24,6 @@ other provinces' clauses in `rules.TAKEOVER_CLAUSES`.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -34,6 +33,7 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from libs.common.events import Event, PermanentError, Subscription, UnitOfWork
+from libs.common.ids import new_id
 from services.matching import events, rules
 from services.matching.allocation import locks
 from services.matching.allocation.plan import Left, Planned, plan
@@ -81,7 +81,7 @@ async def take_over(
         return None
     for province in sorted({str(m[3])[:2] for m in matches if str(m[3])[:2].isdigit()}):
         await locks.lock_in_transaction(s, province)
-    report = TakeoverReport(contract.id, contract.organisation_id, str(uuid.uuid4()))
+    report = TakeoverReport(contract.id, contract.organisation_id, new_id())
     reason = rules.takeover_reason(contract.id, contract.state, contract.state_reason)
     cited = rules.takeover_rules(contract.region_code)
     rows = await load_needs(

@@ -15,7 +15,6 @@ periods without sleeping; event handlers use the decision's own time.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +30,7 @@ from libs.common.clock import china_day as china_today
 from libs.common.db import Database
 from libs.common.errors import Conflict, FieldError, InvalidInput, NotFound, RuleViolation
 from libs.common.events import UnitOfWork
+from libs.common.ids import new_id
 from libs.common.pagination import fetch_page
 from libs.common.policy import PolicyPack, pack_for_region
 from services.matching.contracts import events, rules
@@ -234,7 +234,7 @@ async def create_contract(
     refuse(refusals, "The contract cannot be drawn up as asked.")
 
     contract = Contract(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         tender_id=tender.id,
         award_id=award.id,
         project_id=tender.project_id,
@@ -363,7 +363,7 @@ async def amend_contract(
     refuse(refusals, "The amendment is refused.")
 
     amendment = ContractAmendment(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         contract_id=contract.id,
         delta_fen=data.delta_fen,
         capacity_changes=dict(data.capacity_changes),
@@ -634,7 +634,7 @@ async def record_delivery(
         "The service record is refused.",
     )
     delivery = Delivery(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         match_id=match.id,
         contract_id=contract.id,
         organisation_id=contract.organisation_id,
@@ -753,7 +753,7 @@ async def open_acceptance(
         )
     ).scalars()
     acceptance = Acceptance(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         contract_id=contract.id,
         period=period,
         invited_recipients=sorted(set(refs)),

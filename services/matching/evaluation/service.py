@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -39,6 +38,7 @@ from libs.common.errors import (
     invalid,
 )
 from libs.common.events import UnitOfWork
+from libs.common.ids import new_id
 from libs.common.pagination import fetch_page
 from libs.common.policy import Citation, PolicyPack, pack_for_region
 from services.matching.evaluation import events, rules
@@ -283,7 +283,7 @@ async def draw_panel(
             },
         )
     panel = Panel(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         tender_id=tender.id,
         size=drawn.size,
         seed=seed,
@@ -413,7 +413,7 @@ async def submit_sheet(
     if existing is not None:
         raise Conflict(detail="You have scored this bid already; PUT to correct your sheet.")
     sheet = PanelScore(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         tender_id=bid.tender_id,
         bid_id=bid.id,
         expert_id=actor.subject,
@@ -522,7 +522,7 @@ async def _offer_next(
     at = utc(now)
     for ranked, why in succession.skipped:
         skipped = Award(
-            id=str(uuid.uuid4()),
+            id=new_id(),
             tender_id=tender.id,
             bid_id=ranked.bid_id,
             organisation_id=ranked.organisation_id,
@@ -546,7 +546,7 @@ async def _offer_next(
         return None
     nxt = succession.offer
     award = Award(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         tender_id=tender.id,
         bid_id=nxt.bid_id,
         organisation_id=nxt.organisation_id,

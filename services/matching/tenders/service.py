@@ -17,7 +17,6 @@ import functools
 import json
 import logging
 import secrets
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,6 +41,7 @@ from libs.common.errors import (
     invalid,
 )
 from libs.common.events import UnitOfWork
+from libs.common.ids import new_id
 from libs.common.pagination import fetch_page
 from libs.common.policy import PolicyPack, calendar_for, pack_for_region
 from libs.common.service import PeriodicJob, ServiceRuntime
@@ -445,7 +445,7 @@ async def create_tender(
     if failed_method and previous is not None and not reason:
         reason = f"tender {previous.id} ({failed_method}) failed: {previous.state_reason}"
     tender = Tender(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         project_id=project.project_id,
         previous_tender_id=previous.id if previous else None,
         method=data.method,
@@ -663,7 +663,7 @@ async def submit_bid(
         )
     if bid is None:
         bid = Bid(
-            id=str(uuid.uuid4()),
+            id=new_id(),
             tender_id=tender.id,
             organisation_id=organisation_id,
             sealed=sealed,

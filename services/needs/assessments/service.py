@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
@@ -12,6 +11,7 @@ from libs.common.auth import Principal
 from libs.common.db import Database
 from libs.common.errors import FieldError, InvalidInput, NotFound
 from libs.common.events import UnitOfWork
+from libs.common.ids import new_id
 from libs.common.pagination import fetch_page
 from libs.common.policy import pack_for_region
 from libs.common.validators import CHINA_TZ
@@ -46,7 +46,7 @@ async def record_assessment(
             detail="A closure assessment opens no needs.",
             errors=[FieldError("body.needs", "must be empty for a closure")],
         )
-    assessment_id = str(uuid.uuid4())
+    assessment_id = new_id()
     opened: list[Need] = []
     for i, item in enumerate(data.needs):
         opened.append(
@@ -86,7 +86,7 @@ async def record_assessment(
         recipient.version += 1
         uow.session.add(
             RecipientChange(
-                id=str(uuid.uuid4()),
+                id=new_id(),
                 recipient_ref=recipient.ref,
                 version=recipient.version,
                 field_name="self_care_tier",

@@ -9,7 +9,6 @@ recorded as answerable for it (首问负责) whoever it is routed to.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
@@ -22,6 +21,7 @@ from libs.common.crypto import FieldCipher
 from libs.common.db import Database
 from libs.common.errors import Conflict, FieldError, InvalidInput, NotFound, invalid
 from libs.common.events import UnitOfWork
+from libs.common.ids import new_id
 from libs.common.pagination import fetch_page
 from libs.common.policy import calendar_for, pack_for_region
 from libs.common.workdays import UnknownCalendarYear, WorkdayCalendar
@@ -144,7 +144,7 @@ async def receive_intake(
         recipient = await uow.session.get(Recipient, data.applicant_recipient_ref)
         if recipient is None or not actor.covers(recipient.region_code):
             raise invalid("body.applicant_recipient_ref", "no such recipient in your region")
-    intake_id = str(uuid.uuid4())
+    intake_id = new_id()
     now = datetime.now(UTC)
     provided = _unique(data.provided_documents)
     intake = Intake(

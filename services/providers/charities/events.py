@@ -22,13 +22,13 @@ by a unique constraint.
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlmodel import col, select
 
 from libs.common.events import Event, PermanentError, Subscription, UnitOfWork, new_event
+from libs.common.ids import new_id
 from services.providers.charities import rules
 from services.providers.charities.models import Charity, Resource, ResourceMovement
 
@@ -204,7 +204,7 @@ async def on_resource_movement(uow: UnitOfWork, event: Event) -> None:
     delta = remaining - resource.remaining
     uow.session.add(
         ResourceMovement(
-            id=str(uuid.uuid4()),
+            id=new_id(),
             resource_id=resource.id,
             allocation_id=allocation_id,
             delta=delta,

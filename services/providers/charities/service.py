@@ -17,7 +17,6 @@ Who sees what:
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -32,6 +31,7 @@ from libs.common.auth import Principal, Role
 from libs.common.db import Database
 from libs.common.errors import Conflict, Forbidden, NotFound, invalid
 from libs.common.events import UnitOfWork
+from libs.common.ids import new_id
 from libs.common.pagination import fetch_page
 from libs.common.policy import PolicyPack, pack_for_region
 from services.providers.charities import events, rules
@@ -77,7 +77,7 @@ async def register_charity(*, uow: UnitOfWork, data: CharityCreate, actor: Princ
             detail="A charity with this credit code is already registered.",
             extra={"existing_id": existing},
         )
-    charity_id = actor.org_id if actor.role == Role.charity and actor.org_id else str(uuid.uuid4())
+    charity_id = actor.org_id if actor.role == Role.charity and actor.org_id else new_id()
     if len(charity_id) > 36:
         raise invalid("token.org_id", "a charity's id has at most 36 characters")
     if await uow.session.get(Charity, charity_id) is not None:
@@ -220,7 +220,7 @@ async def offer_resource(
         raise refusals.error("The offer does not meet the province's rules; see `errors`.")
     now = datetime.now(UTC)
     resource = Resource(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         charity_id=charity.id,
         kind=data.kind,
         title=data.title,

@@ -8,7 +8,6 @@ whole public state (affiliations included) in the same transaction.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -23,6 +22,7 @@ from libs.common.crypto import FieldCipher, KeyRing
 from libs.common.db import Database
 from libs.common.errors import Conflict, InvalidInput, NotFound, invalid
 from libs.common.events import UnitOfWork
+from libs.common.ids import new_id, new_person_ref
 from libs.common.masking import mask_email, mask_phone
 from libs.common.pagination import fetch_page
 from libs.common.policy import PolicyPack, pack_for_region
@@ -104,7 +104,7 @@ async def register_expert(
 ) -> Expert:
     actor.require_region(data.region_code)
     _check_fields(_pack(data.region_code), data.fields)
-    expert_id = str(uuid.uuid4())
+    expert_id = new_person_ref()
     now = datetime.now(UTC)
     expert = Expert(
         id=expert_id,
@@ -294,7 +294,7 @@ async def add_affiliation(
                 extra={"existing_id": existing.id},
             )
     affiliation = ExpertAffiliation(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         expert_id=expert.id,
         organisation_uscc=data.organisation_uscc,
         # Filled later from `organisation.registered` when the library does not know it yet.

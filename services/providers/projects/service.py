@@ -28,6 +28,7 @@ from libs.common.auth import Principal
 from libs.common.db import Database
 from libs.common.errors import Conflict, NotFound, PreconditionFailed, invalid
 from libs.common.events import PermanentError, UnitOfWork
+from libs.common.ids import new_id
 from libs.common.pagination import fetch_page
 from libs.common.policy import PolicyPack, pack_for_region
 from services.providers.projects import events, rules
@@ -121,7 +122,7 @@ def _move(
     now = datetime.now(UTC)
     session.add(
         ProjectTransition(
-            id=str(uuid.uuid4()),
+            id=new_id(),
             project_id=project.id,
             from_state=project.state,
             to_state=to_state,
@@ -464,7 +465,7 @@ async def create_project(*, uow: UnitOfWork, data: ProjectCreate, actor: Princip
     _refusals_for(pack, values).raise_if_any(RULES_DETAIL)
     now = datetime.now(UTC)
     project = Project(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         region_code=data.region_code,
         department=data.department,
         title=data.title,
@@ -493,7 +494,7 @@ async def create_project(*, uow: UnitOfWork, data: ProjectCreate, actor: Princip
     await uow.session.flush()  # the history row refers to it
     uow.session.add(
         ProjectTransition(
-            id=str(uuid.uuid4()),
+            id=new_id(),
             project_id=project.id,
             from_state="new",
             to_state="draft",
