@@ -16,6 +16,8 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
+import orjson
+
 from libs.common.ids import new_id
 
 SPECVERSION = "1.0"
@@ -50,13 +52,34 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot encode {type(value).__name__} in an event")
 
 
-# One encoder for the process: json.dumps() with non-default options builds a new encoder
-# on every call, which costs more than encoding a small event.
-_ENCODER = json.JSONEncoder(default=_json_default, ensure_ascii=False, separators=(",", ":"))
+# orjson writes what `json.dumps(data, ensure_ascii=False, separators=(",", ":"),
+# default=_json_default)` writes (a property test holds it to that) in a tenth of the time:
+# every event is encoded once for its body and once for its headers. Byte for byte, except
+# that a float may be spelt differently (0.00006103515625 for 6.103515625e-05: the same
+# number). Datetimes and dataclasses go through `_json_default` as before (orjson would
+# write a naive time without an offset, and a dataclass instead of refusing it). What
+# orjson refuses (a key that is not a string, an integer beyond 64 bits) is left to the
+# standard library, which writes it as it always did.
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+# The standard library's encoder, built once (json.dumps with options builds one per call).
+_STDLIB_ENCODER = json.JSONEncoder(default=_json_default, ensure_ascii=False, separators=(",", ":"))
 
 
 def encode_json(data: Any) -> bytes:
-    return _ENCODER.encode(data).encode()
+    """Compact UTF-8 JSON of an event's data or headers; TypeError for what JSON cannot
+    carry."""
+    try:
+        return orjson.dumps(data, default=_json_default, option=_ORJSON_OPTIONS)
+    except orjson.JSONEncodeError:
+        # Beyond orjson (a huge integer, a key that is not a string), or not JSON at all:
+        # the standard library writes the one and raises TypeError for the other.
+        return _STDLIB_ENCODER.encode(data).encode()
+
+
+def decode_json(data: bytes | str) -> Any:
+    """Parse JSON (strict RFC 8259: no NaN or Infinity); orjson.JSONDecodeError is a
+    json.JSONDecodeError."""
+    return orjson.loads(data)
 
 
 def subject_of(event_type: str) -> str:
@@ -123,8 +146,8 @@ class Event:
         if not ctype.startswith(CONTENT_TYPE):
             raise InvalidEnvelope(f"unsupported content-type {ctype!r}")
         try:
-            data = json.loads(body) if body else {}
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            data = decode_json(body) if body else {}
+        except json.JSONDecodeError as exc:
             raise InvalidEnvelope(f"body is not JSON: {exc}") from exc
         if not isinstance(data, dict):
             raise InvalidEnvelope("body must be a JSON object")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from libs.common import faults
 from libs.common.db import Database, DriverInsert
 from libs.common.events.bus import EventBus
-from libs.common.events.envelope import Event, encode_json
+from libs.common.events.envelope import Event, decode_json, encode_json
 from libs.common.events.publish import PublishBatch
 
 log = logging.getLogger(__name__)
@@ -289,7 +288,7 @@ class OutboxRelay:
         """Publish every row, pipelined; the rows' sequences and their acknowledgements."""
         messages = []
         for row in rows:
-            headers: dict[str, str] = json.loads(row.headers)
+            headers: dict[str, str] = decode_json(row.headers)
             headers = self._with_producer_span(row.nats_subject, row.event_id, headers)
             messages.append((row.nats_subject, row.body, headers))
         batch = await self.bus.publisher.publish(messages)
