@@ -83,7 +83,8 @@ class Database:
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
-            # One round trip to aiosqlite's thread per statement instead of three or four.
+            # A statement takes one round trip to aiosqlite's thread, or none under the write
+            # lock (libs/common/sqlite_driver.py).
             kwargs["module"] = sqlite_driver.module()
         else:
             kwargs.update(pool_size=pool_size, max_overflow=max_overflow)

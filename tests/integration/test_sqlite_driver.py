@@ -151,7 +151,7 @@ async def test_a_write_session_takes_the_lock_at_begin(
         other.close()
 
 
-async def test_waiting_for_another_processs_writer_leaves_the_loop_free(
+async def test_waiting_for_a_writer_elsewhere_leaves_the_loop_free(
     db: Database, tmp_path: Path
 ) -> None:
     """The wait for the lock (BEGIN IMMEDIATE, busy_timeout) happens on the thread."""

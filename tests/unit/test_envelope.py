@@ -177,7 +177,7 @@ def test_a_body_that_is_not_strict_json_is_an_invalid_envelope() -> None:
 
 def test_held_encodings_take_their_size_not_a_write_buffer_each() -> None:
     """10,000 encoded events held at once (an import's outbox batch) cost about their
-    size, not orjson's 4 KB write buffer each (80 MB)."""
+    size, not orjson's 4 KB write buffer each (40 MB)."""
 
     def resident_mb() -> float:
         with open("/proc/self/statm") as statm:

@@ -70,7 +70,7 @@ def encode_json(data: Any) -> bytes:
     carry."""
     try:
         # The copy: orjson's result keeps its whole write buffer (about 4 KB) allocated, so
-        # a batch of 10,000 held events took 80 MB instead of 6 (measured 2026-11-24).
+        # 10,000 small encodings held at once took 40 MB instead of 2 (measured 2026-11-24).
         return memoryview(
             orjson.dumps(data, default=_json_default, option=_ORJSON_OPTIONS)
         ).tobytes()
