@@ -41,8 +41,8 @@ from libs.common.events.publish import PublishBatch
 
 log = logging.getLogger(__name__)
 
-#: Batches one `publish_pending()` call may move on SQLite before it returns (so a stop
-#: request is heard between calls).
+#: Batches one `publish_pending()` call may move before it returns (so a stop request is
+#: heard between calls).
 PIPELINE_BATCHES = 8
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for a log.
@@ -226,15 +226,56 @@ class OutboxRelay:
         )
         if self.db.is_sqlite:
             return await self._publish_pipelined(query)
-        # PostgreSQL: replicas share the outbox; SKIP LOCKED splits the rows between them.
-        async with self.db.session() as session, session.begin():
-            rows = (await session.execute(query.with_for_update(skip_locked=True))).all()
-            if not rows:
-                return 0
-            done, failed = await self._acked(await self._send(rows))
-            faults.hit("relay.after_publish")
-            await self._mark(session, done, failed)
-        return len(done)
+        return await self._publish_skip_locked(query.with_for_update(skip_locked=True))
+
+    async def _publish_skip_locked(self, query: Any) -> int:
+        """PostgreSQL: replicas share the outbox, and SKIP LOCKED splits the rows between
+        them. It also splits them between two transactions of this relay: while batch k
+        waits for its acknowledgements, holding its rows' locks, batch k+1 is read (past
+        those locked rows) and sent; then k is marked and committed. Each batch is marked in
+        the transaction that locked it; one that fails or is cut short rolls back and its
+        rows go again next time (JetStream drops the duplicates by `Nats-Msg-Id`)."""
+        total = 0
+        batches: list[asyncio.Task[int]] = []
+        try:
+            for _ in range(PIPELINE_BATCHES):
+                sent: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+                batches.append(asyncio.create_task(self._locked_batch(query, sent)))
+                try:
+                    read = await asyncio.shield(sent)  # read, locked and sent (or none read)
+                finally:
+                    if len(batches) > 1:  # the batch before: its acks, its marks, its commit
+                        total += await batches.pop(0)
+                if read < self.batch_size:
+                    break
+            total += await batches.pop()
+        finally:
+            for batch in batches:  # an error or a cancellation above: roll them back
+                batch.cancel()
+            for batch in batches:
+                with contextlib.suppress(BaseException):
+                    await batch
+        return total
+
+    async def _locked_batch(self, query: Any, sent: asyncio.Future[int]) -> int:
+        """One batch in its own transaction: lock and read it, send it, tell `sent` how
+        many rows were read, then wait for the acknowledgements and mark the rows."""
+        try:
+            async with self.db.session() as session, session.begin():
+                rows = (await session.execute(query)).all()
+                if not rows:
+                    sent.set_result(0)
+                    return 0
+                outgoing = await self._send(rows)
+                sent.set_result(len(rows))
+                done, failed = await self._acked(outgoing)
+                faults.hit("relay.after_publish")
+                await self._mark(session, done, failed)
+            return len(done)
+        except BaseException as exc:
+            if not sent.done():
+                sent.set_exception(exc)
+            raise
 
     async def _publish_pipelined(self, query: Any) -> int:
         """SQLite (one relay per database): while batch k's acknowledgements come back,
