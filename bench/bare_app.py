@@ -1,14 +1,18 @@
 """Reference servers for the HTTP benchmarks, each run as its own process.
 
-    python -m bench.bare_app PORT          # FastAPI, one `GET /ping`, uvicorn (uvloop + httptools)
+    python -m bench.bare_app PORT          # FastAPI: `GET /ping` and `POST /echo`, uvicorn
+                                           # (uvloop + httptools)
     python -m bench.bare_app PORT --plain  # the same app on asyncio + h11 (uvicorn, pure Python)
     python -m bench.bare_app PORT --raw    # a trivial HTTP/1.1 server on uvloop (no framework)
 
 The FastAPI app is the baseline `POST /needs` is compared with: the same server stack as a
 service (`libs.common.service.serve`: one uvicorn worker, uvloop, httptools, no access log)
-and nothing else. The raw server answers every request with a fixed 200 and is there to
-measure the load generator's own ceiling: whatever rate the generator reaches against it is
-the most it can report for any server.
+and nothing else. Its `POST /echo` is a reference: a POST with `POST /needs`'s body, validated
+into a model and answered with a response model (201), and nothing else (no auth, database,
+encryption, event or tracing): the framework's own floor for such a request. The raw server
+answers every request with a fixed 200 and is there to measure the load generator's own
+ceiling: whatever rate the generator reaches against it is the most it can report for any
+server.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import cast
 import httptools
 import uvloop
 from fastapi import FastAPI
+from pydantic import BaseModel, Field
 
 HOST = "127.0.0.1"
 
@@ -33,6 +38,25 @@ app = FastAPI(title="bare", docs_url=None, redoc_url=None, openapi_url=None)
 async def ping() -> dict[str, str]:
     """The whole endpoint: a small JSON object."""
     return {"status": "ok"}
+
+
+class EchoIn(BaseModel):
+    """The shape of `POST /needs`'s body."""
+
+    recipient_ref: str = Field(min_length=1, max_length=36)
+    service_code: str = Field(min_length=1, max_length=64)
+    urgency: int = Field(ge=1, le=4)
+
+
+class EchoOut(EchoIn):
+    id: str
+    status: str
+
+
+@app.post("/echo", status_code=201, response_model=EchoOut)
+async def echo(body: EchoIn) -> EchoOut:
+    """A POST's framework floor: the body validated, a response model written back."""
+    return EchoOut(id="need-1", status="open", **body.model_dump())
 
 
 def serve_fastapi(port: int, *, plain: bool = False) -> None:

@@ -7,7 +7,9 @@ generator in yet another process (on 2 cores: server on one, generator on the ot
 2. the baseline: a bare FastAPI app with one `GET /ping` under uvicorn (uvloop + httptools,
    one worker, `python -m bench.bare_app`), at CONNECTIONS connections; then, for reference
    only, the same app on uvicorn's pure-Python stack (asyncio + h11), where PITFALLS.md's
-   "about 3,000 req/s" (the figure the issue's target was written against) comes from;
+   "about 3,000 req/s" (the figure the issue's target was written against) comes from; and,
+   also for reference, the bare app's `POST /echo`: `POST /needs`'s body validated and a
+   response model written, nothing else (the framework's floor for such a request);
 3. per database backend (SQLite always, PostgreSQL when DATABASE_URL is set), the needs
    service as `sa run` starts it (`python -m services.needs`, env from
    `libs.common.stack.service_env`) on a fresh database and the bench's private
@@ -316,6 +318,44 @@ async def bare_get(ctx: BenchContext, settings: Settings, *, plain: bool = False
     return fig
 
 
+async def bare_post(ctx: BenchContext, settings: Settings) -> Figure:
+    """For reference: `POST /echo` on the bare app, `POST /needs`'s body validated and a
+    response model written, nothing else: how close to the bare GET any FastAPI POST of
+    this shape can come on this machine."""
+    port = free_port(HOST)
+    server = Server.start(
+        "bare FastAPI",
+        ["-m", "bench.bare_app", str(port)],
+        port=port,
+        log_path=ctx.tmp / "bare-post.log",
+        env=dict(os.environ),
+    )
+    body = ctx.tmp / "echo-body.json"
+    body.write_text(NEED_BODY)
+    values = ctx.tmp / "echo-values.txt"
+    values.write_text("\n".join(f"r-{i:06d}" for i in range(settings.recipients)) + "\n")
+    try:
+        await server.wait_ready("/ping")
+        result = await loadgen(
+            server.url + "/echo",
+            settings=settings,
+            method="POST",
+            body_file=body,
+            values_file=values,
+            expect=[201],
+            pids=[server.proc.pid],
+        )
+    finally:
+        await server.stop()
+    fig = http_figure(
+        result, name="bare FastAPI POST /echo (reference)", backend="http", server=server
+    )
+    if result["errors"]:
+        fig.ok = False
+        ctx.fail(f"bare POST: {result['errors']} errors ({result['status']})")
+    return fig
+
+
 def resident_id(i: int) -> str:
     """A valid, unique (per i) resident ID of an adult from Changchun."""
     born = datetime.date(1940, 1, 1) + datetime.timedelta(days=i)
@@ -532,7 +572,10 @@ async def run(ctx: BenchContext) -> list[Figure]:
     # For reference only: the issue's "about 3,000 req/s" bare GET ran on this stack.
     plain = await bare_get(ctx, settings, plain=True)
     plain.compare_to(ceiling)
-    figures = [ceiling, bare, plain]
+    # Also for reference: a POST of POST /needs's shape with nothing behind it.
+    echo = await bare_post(ctx, settings)
+    echo.compare_to(bare)
+    figures = [ceiling, bare, plain, echo]
     bus = EventBus(ctx.nats().url, name="bench-needs-http")
     await bus.connect()
     try:

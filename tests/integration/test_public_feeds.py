@@ -89,9 +89,12 @@ async def writer(url: str, rng: random.Random, ledger: Ledger, name: str, rounds
     db = await open_db(url)
     try:
         for i in range(rounds):
-            roll = rng.random()
+            # Two draws every round, whatever has committed so far: the rolls (and so the
+            # rollbacks) depend on the seed alone, not on how the writers interleave.
+            roll, pick = rng.random(), rng.random()
             if roll < 0.3 and ledger.committed:
-                key = rng.choice(sorted(ledger.committed))
+                keys = sorted(ledger.committed)
+                key = keys[int(pick * len(keys))]
             else:
                 key = f"{name}-{i}"
             version = next(ledger.numbers)  # unique and growing: a record's versions ascend
