@@ -170,7 +170,15 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
         """Run one statement where it belongs (see the module docstring)."""
         raw: sqlite3.Connection = self._connection._conn
         effect = _lock_effect(operation)
-        if self._holds_write_lock and raw.in_transaction and effect is not False:
+        if (
+            self._holds_write_lock
+            and raw.in_transaction
+            and effect is not False
+            # A statement of this connection still on the thread (two tasks sharing one
+            # connection, which SQLAlchemy forbids but the adapter's mutex tolerates): queue
+            # behind it there rather than touch the connection from two threads at once.
+            and not self._execute_mutex.locked()
+        ):
             if time.monotonic() - self._inline_since > INLINE_SLICE:
                 await asyncio.sleep(0)  # a long run of inline statements: let others in
                 self._inline_since = time.monotonic()
