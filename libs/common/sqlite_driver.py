@@ -170,19 +170,12 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
         """Run one statement where it belongs (see the module docstring)."""
         raw: sqlite3.Connection = self._connection._conn
         effect = _lock_effect(operation)
-        if (
-            self._holds_write_lock
-            and raw.in_transaction
-            and effect is not False
-            # A statement of this connection still on the thread (two tasks sharing one
-            # connection, which SQLAlchemy forbids but the adapter's mutex tolerates): queue
-            # behind it there rather than touch the connection from two threads at once.
-            and not self._execute_mutex.locked()
-        ):
+        if self._may_run_inline(raw, effect):
             if time.monotonic() - self._inline_since > INLINE_SLICE:
                 await asyncio.sleep(0)  # a long run of inline statements: let others in
                 self._inline_since = time.monotonic()
-            return _run_statement(raw, operation, parameters, many)
+            if self._may_run_inline(raw, effect):  # still, after that turn
+                return _run_statement(raw, operation, parameters, many)
         self._holds_write_lock = False
         async with self._execute_mutex:
             outcome: _Outcome = await self._connection._execute(
@@ -192,6 +185,17 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
             self._holds_write_lock = True
             self._inline_since = time.monotonic()
         return outcome
+
+    def _may_run_inline(self, raw: sqlite3.Connection, effect: bool | None) -> bool:
+        return (
+            self._holds_write_lock
+            and raw.in_transaction
+            and effect is not False
+            # A statement of this connection still on the thread (two tasks sharing one
+            # connection, which SQLAlchemy forbids but the adapter's mutex tolerates): queue
+            # behind it there rather than touch the connection from two threads at once.
+            and not self._execute_mutex.locked()
+        )
 
     def commit(self) -> None:
         self._holds_write_lock = False
