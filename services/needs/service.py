@@ -418,30 +418,6 @@ def need_values(
     }
 
 
-def new_need(
-    *,
-    recipient_ref: str,
-    region_code: str,
-    categories: Sequence[str],
-    item: NeedItem,
-    actor: Principal,
-    assessment_id: str | None = None,
-    field_path: str = "body.service_code",
-) -> Need:
-    """A need item checked against the recipient's province pack (not yet stored)."""
-    return Need(
-        **need_values(
-            recipient_ref=recipient_ref,
-            region_code=region_code,
-            categories=categories,
-            item=item,
-            actor=actor,
-            assessment_id=assessment_id,
-            field_path=field_path,
-        )
-    )
-
-
 def add_need(
     *,
     uow: UnitOfWork,
@@ -452,14 +428,16 @@ def add_need(
     field_path: str = "body.service_code",
 ) -> Need:
     """Open one need item (in the caller's transaction) and queue `need.opened`."""
-    need = new_need(
-        recipient_ref=recipient.ref,
-        region_code=recipient.region_code,
-        categories=recipient.categories,
-        item=item,
-        actor=actor,
-        assessment_id=assessment_id,
-        field_path=field_path,
+    need = Need(
+        **need_values(
+            recipient_ref=recipient.ref,
+            region_code=recipient.region_code,
+            categories=recipient.categories,
+            item=item,
+            actor=actor,
+            assessment_id=assessment_id,
+            field_path=field_path,
+        )
     )
     uow.session.add(need)
     uow.emit(events.need_opened(need))
